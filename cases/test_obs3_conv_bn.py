@@ -1,0 +1,7 @@
+"""Observation 3: CONV-BN against LN (GN)-Linear (cases: opbench/observations/)."""
+
+OBSERVATION = "obs3"
+
+
+def test_obs3_conv_bn(opbench_case, benchmark):
+    opbench_case.measure(benchmark)

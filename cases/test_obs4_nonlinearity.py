@@ -1,0 +1,7 @@
+"""Observation 4: GELU, ReLU, HardSwish, SiLU (cases: opbench/observations/)."""
+
+OBSERVATION = "obs4"
+
+
+def test_obs4_nonlinearity(opbench_case, benchmark):
+    opbench_case.measure(benchmark)

@@ -1,0 +1,7 @@
+"""The per-call floor of each backend (cases: opbench/observations/)."""
+
+OBSERVATION = "overhead"
+
+
+def test_overhead(opbench_case, benchmark):
+    opbench_case.measure(benchmark)

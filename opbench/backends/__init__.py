@@ -1,0 +1,40 @@
+"""The backend registry: names to backends, with why one cannot run here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.backends.onnxruntime_cpu import OnnxRuntimeCpu
+from opbench.backends.torch_eager import TorchEager
+from opbench.errors import BackendUnavailable, OpbenchError
+
+REGISTRY: dict[str, Callable[[], Backend]] = {
+    "torch-eager": TorchEager,
+    "ort-cpu": lambda: OnnxRuntimeCpu("ort-cpu", "all"),
+    "ort-cpu-noopt": lambda: OnnxRuntimeCpu("ort-cpu-noopt", "none"),
+}
+DEFAULT_BACKENDS = ("torch-eager", "ort-cpu", "ort-cpu-noopt")
+
+
+def get_backend(name: str) -> Backend:
+    """The backend by name; OpbenchError for an unknown name, BackendUnavailable when it cannot run here."""
+    if name not in REGISTRY:
+        raise OpbenchError(f"unknown backend {name!r}; known backends: {', '.join(REGISTRY)}")
+    backend = REGISTRY[name]()
+    reason = backend.unavailable_reason()
+    if reason:
+        raise BackendUnavailable(f"backend {name} is unavailable: {reason}")
+    return backend
+
+
+def parse_backends(spec: str) -> list[str]:
+    """A comma-separated list of backend names ('all' = every registered one), checked against the registry."""
+    names = list(REGISTRY) if spec.strip() == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown or not names:
+        raise OpbenchError(f"unknown backend(s) {', '.join(unknown) or spec!r}; known backends: {', '.join(REGISTRY)}")
+    return names
+
+
+__all__ = ["DEFAULT_BACKENDS", "REGISTRY", "Backend", "Prepared", "RunConfig", "get_backend", "parse_backends"]

@@ -1,0 +1,59 @@
+"""The one small protocol every backend implements, and what a prepared case looks like."""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from opbench.cache import ArtifactCache
+from opbench.case import Case
+
+
+@dataclass
+class Prepared:
+    """A case made ready on one backend, inputs and outputs bound.
+
+    `run` is what the timer calls and does nothing else; `infer` runs once and returns the output as
+    numpy for the check against eager; `context` is entered around timing (torch's inference_mode).
+    """
+
+    run: Callable[[], object]
+    infer: Callable[[], np.ndarray]
+    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    export_s: float = 0.0
+    cache_hit: bool = False
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    threads: int = 1
+    cache: ArtifactCache = field(default_factory=ArtifactCache)
+
+
+class Backend(ABC):
+    """One compiler/runtime on one kind of processor."""
+
+    name: str
+    precision: str = "float32"
+    description: str = ""
+
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot run here (missing package, wrong OS), or None when it can."""
+        return None
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of the libraries that export and run; recorded and part of the cache key."""
+
+    def options(self) -> dict:
+        """Backend options recorded with every result and part of the cache key."""
+        return {}
+
+    @abstractmethod
+    def prepare(self, case: Case, config: RunConfig) -> Prepared:
+        """Export (cached) and load the case; raise UnsupportedCase when the exporter cannot."""

@@ -1,0 +1,78 @@
+"""ort-cpu and ort-cpu-noopt: ONNX (torch.onnx dynamo exporter) on ONNX Runtime's CPU provider.
+
+The two differ only in graph optimization level, so the report can show what fusion (BN folding,
+GELU and LayerNorm fusion, ...) is worth. Both share one exported file per case.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.case import Case
+
+OPTIMIZATION_LEVELS = {"all": "ORT_ENABLE_ALL", "none": "ORT_DISABLE_ALL"}
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
+
+
+def onnx_versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "onnx": _version("onnx"), "onnxscript": _version("onnxscript")}
+
+
+def export_onnx(case: Case, path: Path) -> None:
+    """torch.onnx dynamo export of the case's module at its example input; one file, weights inside."""
+    torch.onnx.export(case.build(), (case.example_input(),), str(path), dynamo=True, verbose=False, external_data=False)
+
+
+class OnnxRuntimeCpu(Backend):
+    description = "ONNX Runtime, CPUExecutionProvider"
+
+    def __init__(self, name: str, optimization: str):
+        self.name = name
+        self.optimization = optimization
+
+    def unavailable_reason(self) -> str | None:
+        missing = [p for p in ("onnxruntime", "onnx", "onnxscript") if _version(p) == "missing"]
+        return f"not installed: {', '.join(missing)} (pip install opbench)" if missing else None
+
+    def versions(self) -> dict[str, str]:
+        return {**onnx_versions(), "onnxruntime": _version("onnxruntime")}
+
+    def options(self) -> dict:
+        return {"graph_optimization_level": OPTIMIZATION_LEVELS[self.optimization], "provider": "CPUExecutionProvider"}
+
+    def prepare(self, case: Case, config: RunConfig) -> Prepared:
+        import onnxruntime as ort
+
+        artifact = config.cache.get_or_create(case, "onnx", onnx_versions(), ".onnx", lambda p: export_onnx(case, p))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[self.optimization])
+        so.intra_op_num_threads = config.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session = ort.InferenceSession(str(artifact.path), so, providers=["CPUExecutionProvider"])
+        (inp,), (out,) = session.get_inputs(), session.get_outputs()
+        x = ort.OrtValue.ortvalue_from_numpy(case.example_input().numpy())
+        y = ort.OrtValue.ortvalue_from_shape_and_type(out.shape, np.float32)
+        binding = session.io_binding()
+        binding.bind_ortvalue_input(inp.name, x)
+        binding.bind_ortvalue_output(out.name, y)
+
+        def run() -> None:
+            session.run_with_iobinding(binding)
+
+        def infer() -> np.ndarray:
+            run()
+            return y.numpy().copy()
+
+        return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit)

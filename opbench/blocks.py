@@ -1,0 +1,176 @@
+"""Torch building blocks of EfficientFormer and the models it is compared with (PAPER.md).
+
+Written from the paper and the authors' code rather than imported (no torchvision here), and kept
+close to their deploy form: eval mode, attention biases gathered once, BN left for compilers to fold.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module] | tuple[type[nn.Module], dict]] = {
+    "relu": nn.ReLU,
+    "gelu_erf": nn.GELU,
+    "gelu_tanh": (nn.GELU, {"approximate": "tanh"}),
+    "hardswish": nn.Hardswish,
+    "silu": nn.SiLU,
+}
+
+
+def activation(act: str) -> nn.Module:
+    """One nonlinearity by its opbench name (see ACTIVATIONS)."""
+    spec = ACTIVATIONS[act]
+    cls, kwargs = spec if isinstance(spec, tuple) else (spec, {})
+    return cls(**kwargs)
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, padding), nn.BatchNorm2d(c_out))
+
+
+def conv3x3_stem(widths: list[int], act: str = "relu", act_after_last: bool = True) -> nn.Sequential:
+    """Stack of Conv3x3 s2 + BN (+ activation), 3 -> widths[0] -> ... : the EfficientFormer and LeViT stems."""
+    layers: list[nn.Module] = []
+    c_in = 3
+    for i, c_out in enumerate(widths):
+        layers.append(conv_bn(c_in, c_out, 3, 2, 1))
+        if act_after_last or i < len(widths) - 1:
+            layers.append(activation(act))
+        c_in = c_out
+    return nn.Sequential(*layers)
+
+
+def efficientformer_stem(width: int) -> nn.Sequential:
+    """Conv3x3 s2 (3 -> C/2), BN, ReLU, Conv3x3 s2 (C/2 -> C), BN, ReLU: total stride 4."""
+    return conv3x3_stem([width // 2, width], act="relu")
+
+
+def levit_stem(width: int = 256) -> nn.Sequential:
+    """LeViT's four Conv3x3 s2 + BN, HardSwish between: 3 -> C/8 -> C/4 -> C/2 -> C, total stride 16."""
+    return conv3x3_stem([width // 8, width // 4, width // 2, width], act="hardswish", act_after_last=False)
+
+
+def patch_embed(width: int, kernel: int, stride: int, padding: int = 0) -> nn.Conv2d:
+    """A single large-kernel convolution: DeiT (16x16 s16) and PoolFormer (7x7 s4 p2) patch embeddings."""
+    return nn.Conv2d(3, width, kernel, stride, padding)
+
+
+class PoolMixer(nn.Module):
+    """PoolFormer/EfficientFormer token mixer: pool(x) - x, on 4D features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x) - x
+
+
+class Attention(nn.Module):
+    """EfficientFormer MHSA on 3D tokens (B, N, C): key_dim 32, 8 heads, attn_ratio 4, LeViT-style bias."""
+
+    def __init__(self, dim: int, resolution: int, key_dim: int = 32, num_heads: int = 8, attn_ratio: int = 4):
+        super().__init__()
+        self.num_heads, self.key_dim, self.scale = num_heads, key_dim, key_dim**-0.5
+        self.d = attn_ratio * key_dim
+        self.dh = self.d * num_heads
+        self.qkv = nn.Linear(dim, self.dh + 2 * key_dim * num_heads)
+        self.proj = nn.Linear(self.dh, dim)
+        points = list(itertools.product(range(resolution), repeat=2))
+        offsets: dict[tuple[int, int], int] = {}
+        idxs = [offsets.setdefault((abs(p[0] - q[0]), abs(p[1] - q[1])), len(offsets)) for p in points for q in points]
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, len(offsets)))
+        self.register_buffer("attention_bias_idxs", torch.tensor(idxs).view(len(points), len(points)))
+        self.register_buffer("ab", torch.zeros(num_heads, len(points), len(points)), persistent=False)
+
+    def train(self, mode: bool = True) -> Attention:
+        """Gather the bias table once when entering eval, as the authors' deploy path does."""
+        super().train(mode)
+        if not mode:
+            with torch.no_grad():
+                self.ab.copy_(self.attention_biases[:, self.attention_bias_idxs])
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        qkv = self.qkv(x).reshape(b, n, self.num_heads, -1).permute(0, 2, 1, 3)
+        q, k, v = qkv.split([self.key_dim, self.key_dim, self.d], dim=3)
+        bias = self.attention_biases[:, self.attention_bias_idxs] if self.training else self.ab
+        attn = ((q @ k.transpose(-2, -1)) * self.scale + bias).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, self.dh))
+
+
+class To3D(nn.Module):
+    """(B, C, H, W) -> (B, HW, C): EfficientFormer's Flat, LeViT's reshape before attention."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).transpose(1, 2)
+
+
+class To4D(nn.Module):
+    """(B, HW, C) -> (B, C, H, W) for a square grid."""
+
+    def __init__(self, resolution: int):
+        super().__init__()
+        self.resolution = resolution
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2).reshape(x.shape[0], -1, self.resolution, self.resolution)
+
+
+def reshaped(module: nn.Module, resolution: int) -> nn.Sequential:
+    """Run a 3D-token module on 4D features: 4D -> 3D, module, 3D -> 4D."""
+    return nn.Sequential(To3D(), module, To4D(resolution))
+
+
+def conv_mlp(dim: int, act: str = "gelu_erf", ratio: int = 4) -> nn.Sequential:
+    """Meta4D MLP: Conv1x1 (C -> 4C), BN, act, Conv1x1 (4C -> C), BN."""
+    hidden = dim * ratio
+    return nn.Sequential(conv_bn(dim, hidden, 1), activation(act), conv_bn(hidden, dim, 1))
+
+
+def linear_mlp(dim: int, act: str = "gelu_erf", ratio: int = 4, norm: bool = True) -> nn.Sequential:
+    """Meta3D MLP on tokens: (LN), Linear (C -> 4C), act, Linear (4C -> C)."""
+    hidden = dim * ratio
+    layers = [nn.LayerNorm(dim)] if norm else []
+    return nn.Sequential(*layers, nn.Linear(dim, hidden), activation(act), nn.Linear(hidden, dim))
+
+
+def gn_conv_mlp(dim: int, act: str = "gelu_erf", ratio: int = 4) -> nn.Sequential:
+    """PoolFormer MLP: GroupNorm(1), Conv1x1 (C -> 4C), act, Conv1x1 (4C -> C)."""
+    hidden = dim * ratio
+    return nn.Sequential(nn.GroupNorm(1, dim), nn.Conv2d(dim, hidden, 1), activation(act), nn.Conv2d(hidden, dim, 1))
+
+
+class Residual(nn.Module):
+    """x + layer_scale * f(x), the residual form of both Meta blocks; scale broadcast to 4D or 3D."""
+
+    def __init__(self, fn: nn.Module, dim: int, four_d: bool, init: float = 1e-5):
+        super().__init__()
+        self.fn = fn
+        shape = (dim, 1, 1) if four_d else (dim,)
+        self.layer_scale = nn.Parameter(torch.full(shape, init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layer_scale * self.fn(x)
+
+
+def meta4d(dim: int) -> nn.Sequential:
+    """EfficientFormer Meta4D block: pool mixer then Conv-BN MLP, both residual, on 4D features."""
+    return nn.Sequential(Residual(PoolMixer(), dim, True), Residual(conv_mlp(dim), dim, True))
+
+
+def meta3d(dim: int, resolution: int) -> nn.Sequential:
+    """EfficientFormer Meta3D block: LN + MHSA then LN + Linear MLP, both residual, on 3D tokens."""
+    attention = nn.Sequential(nn.LayerNorm(dim), Attention(dim, resolution))
+    return nn.Sequential(Residual(attention, dim, False), Residual(linear_mlp(dim), dim, False))
+
+
+class AddOne(nn.Module):
+    """Close to no work: what one call of a backend costs when the work is nothing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1.0

@@ -1,0 +1,17 @@
+"""The errors a user can cause. The CLI prints them without a traceback and exits non-zero."""
+
+
+class OpbenchError(Exception):
+    """Bad input: an unknown case, backend or option, a malformed result file. The message says what to do."""
+
+
+class BackendUnavailable(OpbenchError):
+    """A backend cannot run on this machine (missing package, wrong OS); the message says why."""
+
+
+class UnsupportedCase(Exception):
+    """A backend cannot export or compile one case; carries the exporter's own message."""
+
+
+class VerificationError(Exception):
+    """A prepared case gave a different answer from eager PyTorch; it must not be timed."""

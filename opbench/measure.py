@@ -1,0 +1,82 @@
+"""Build, verify against eager, time: the one path every backend goes through.
+
+A prepared case is run once and compared with eager PyTorch on the same input before anything is
+timed; a wrong artifact is never timed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.case import Case
+from opbench.errors import UnsupportedCase
+
+# (atol, rtol): passes when max |out - ref| <= atol + rtol * max |ref|
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "float32": (1e-4, 1e-4),
+    "float16": (1e-2, 1e-2),
+    "bfloat16": (3e-2, 3e-2),
+}
+
+Status = Literal["ok", "unsupported", "failed"]
+
+
+@dataclass(frozen=True)
+class Check:
+    max_abs_err: float
+    tolerance: float
+    passed: bool
+
+    def as_dict(self) -> dict:
+        return {"max_abs_err": self.max_abs_err, "tolerance": self.tolerance, "passed": self.passed}
+
+
+@dataclass
+class Outcome:
+    status: Status
+    reason: str = ""
+    check: Check | None = None
+    prepared: Prepared | None = None
+
+
+@functools.lru_cache(maxsize=4)
+def reference(case: Case) -> np.ndarray:
+    """Eager PyTorch's output for the case's example input (cached: every backend checks against it)."""
+    with torch.inference_mode():
+        return case.build()(case.example_input()).numpy()
+
+
+def check(case: Case, prepared: Prepared, precision: str) -> Check:
+    expected = reference(case)
+    got = np.asarray(prepared.infer(), dtype=np.float32).reshape(expected.shape)
+    atol, rtol = TOLERANCES[precision]
+    tolerance = atol + rtol * float(np.abs(expected).max())
+    err = float(np.abs(got - expected).max())
+    return Check(err, tolerance, bool(err <= tolerance))
+
+
+def measure(
+    case: Case, backend: Backend, config: RunConfig, timer: Callable[[Callable[[], object]], object]
+) -> Outcome:
+    """Prepare the case on the backend, check it, and hand the bound call to the timer (pytest-benchmark)."""
+    try:
+        prepared = backend.prepare(case, config)
+    except UnsupportedCase as exc:
+        return Outcome("unsupported", str(exc))
+    result = check(case, prepared, backend.precision)
+    if not result.passed:
+        reason = (
+            f"{backend.name} output differs from torch-eager: max abs error {result.max_abs_err:.3g} "
+            f"> tolerance {result.tolerance:.3g} ({backend.precision})"
+        )
+        return Outcome("failed", reason, result, prepared)
+    with prepared.context():
+        timer(prepared.run)
+    return Outcome("ok", check=result, prepared=prepared)

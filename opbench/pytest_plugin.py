@@ -1,0 +1,180 @@
+"""The opbench pytest plugin: options, case x backend parametrization, and one result file per run.
+
+Timing is pytest-benchmark's; this plugin only chooses what to time, checks it first (measure.py),
+labels it (group, extra_info, machine info) and writes what was measured to device_results/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from opbench import measure as measuring
+from opbench.backends import DEFAULT_BACKENDS, RunConfig, get_backend, parse_backends
+from opbench.cache import DEFAULT_ROOT, ArtifactCache
+from opbench.case import Case
+from opbench.errors import BackendUnavailable, OpbenchError
+from opbench.observations import select_cases
+from opbench.results import DEFAULT_DIR, device_info, new_run, stats_from_samples, write_run
+from opbench.shapes import GRIDS
+
+STATE = pytest.StashKey["RunState"]()
+
+
+@dataclass
+class RunState:
+    backends: list[str]
+    config: RunConfig
+    grid: str
+    pattern: str | None
+    device_name: str | None
+    results_dir: str
+    results: list[dict] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    software: dict[str, str] = field(default_factory=dict)
+    written: str | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opbench", "opbench operator benchmarks")
+    group.addoption(
+        "--opbench-backends",
+        default=",".join(DEFAULT_BACKENDS),
+        help="comma-separated backends to run, or 'all' (default: %(default)s)",
+    )
+    group.addoption("--opbench-threads", type=int, default=1, help="intra-op threads for every backend (default: 1)")
+    group.addoption("--opbench-device", default=None, help="name of this device (default: the processor's brand)")
+    group.addoption(
+        "--opbench-results-dir", default=str(DEFAULT_DIR), help="where result files go (default: %(default)s)"
+    )
+    group.addoption("--opbench-grid", default="default", choices=list(GRIDS), help="stage shapes: default (L1) or full")
+    group.addoption("--opbench-cases", default=None, help="only case ids matching this glob, e.g. 'obs3/*/c448*'")
+    group.addoption("--opbench-cache-dir", default=str(DEFAULT_ROOT), help="exported artifacts (default: %(default)s)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    threads = config.getoption("opbench_threads")
+    if threads < 1:
+        raise pytest.UsageError(f"--opbench-threads must be 1 or more, got {threads}")
+    try:
+        backends = parse_backends(config.getoption("opbench_backends"))
+    except OpbenchError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.stash[STATE] = RunState(
+        backends=backends,
+        config=RunConfig(threads=threads, cache=ArtifactCache(config.getoption("opbench_cache_dir"))),
+        grid=config.getoption("opbench_grid"),
+        pattern=config.getoption("opbench_cases"),
+        device_name=config.getoption("opbench_device"),
+        results_dir=config.getoption("opbench_results_dir"),
+    )
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """One (case, backend) pair of the parametrization; measure() is all a case module calls."""
+
+    case: Case
+    backend: str
+    state: RunState = field(repr=False, compare=False)
+
+    def measure(self, benchmark) -> None:
+        try:
+            backend = get_backend(self.backend)
+        except BackendUnavailable as exc:
+            self.state.unavailable[self.backend] = str(exc)
+            pytest.skip(str(exc))
+        benchmark.group = self.case.group
+        benchmark.name = f"{self.case.id} [{self.backend}]"
+        benchmark.extra_info.update(
+            case=self.case.id,
+            backend=backend.name,
+            threads=self.state.config.threads,
+            precision=backend.precision,
+            macs=self.case.costs.macs,
+        )
+        self.state.software.update(backend.versions())
+        outcome = measuring.measure(self.case, backend, self.state.config, benchmark)
+        if outcome.check:
+            benchmark.extra_info["check"] = outcome.check.as_dict()
+        self.state.results.append(self._record(backend, outcome, benchmark))
+        if outcome.status == "unsupported":
+            pytest.skip(f"unsupported on {backend.name}: {outcome.reason}")
+        if outcome.status == "failed":
+            pytest.fail(outcome.reason, pytrace=False)
+
+    def _record(self, backend, outcome: measuring.Outcome, benchmark) -> dict:
+        timed = getattr(benchmark, "stats", None)
+        prepared = outcome.prepared
+        return {
+            **self.case.metadata(),
+            "group": self.case.group,
+            "backend": backend.name,
+            "backend_options": backend.options(),
+            "backend_versions": backend.versions(),
+            "threads": self.state.config.threads,
+            "precision": backend.precision,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "export_s": prepared.export_s if prepared else None,
+            "cache_hit": prepared.cache_hit if prepared else None,
+            "check": outcome.check.as_dict() if outcome.check else None,
+            "stats": stats_from_samples(timed.stats.data, timed.iterations) if timed and timed.stats.data else None,
+        }
+
+
+@pytest.fixture
+def opbench_case(request: pytest.FixtureRequest) -> CaseRun:
+    return request.param
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize `opbench_case` over the module's OBSERVATION cases x the selected backends."""
+    if "opbench_case" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash[STATE]
+    key = getattr(metafunc.module, "OBSERVATION", None)
+    if key is None:
+        raise pytest.UsageError(f"{metafunc.module.__name__} uses opbench_case but sets no OBSERVATION")
+    runs = [CaseRun(c, b, state) for c in select_cases(state.grid, [key], state.pattern) for b in state.backends]
+    metafunc.parametrize("opbench_case", runs, ids=[f"{r.case.id}-{r.backend}" for r in runs], indirect=True)
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        machine_info["opbench"] = {"threads": state.config.threads, "device": device_info(state.device_name)}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the run's result file if anything was timed (not with --benchmark-disable)."""
+    state = session.config.stash.get(STATE, None)
+    if state is None or not any(r["stats"] for r in state.results):
+        return
+    protocol = {"threads": state.config.threads, "grid": state.grid, "timer": "time.perf_counter"}
+    for option in ("warmup", "warmup_iterations", "min_rounds", "min_time", "max_time"):
+        protocol[option] = session.config.getoption(f"benchmark_{option}", None)
+    run = new_run(
+        device_info(state.device_name),
+        state.results,
+        "pytest-benchmark",
+        protocol,
+        software=state.software,
+        unavailable_backends=state.unavailable,
+    )
+    state.written = str(write_run(run, state.results_dir))
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.results:
+        return
+    counts = {s: sum(r["status"] == s for r in state.results) for s in ("ok", "unsupported", "failed")}
+    terminalreporter.section("opbench")
+    terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items()))
+    for r in state.results:
+        if r["status"] != "ok":
+            terminalreporter.write_line(f"{r['status']}: {r['case']} on {r['backend']}: {r['reason'][:300]}")
+    where = f"results written to {state.written}" if state.written else "nothing timed, no result file written"
+    terminalreporter.write_line(where)
