@@ -1,0 +1,89 @@
+"""Confidence intervals for medians and for ratios of medians, by bootstrap (scipy.stats.bootstrap).
+
+Ratios between two cases are computed from their samples, never from two single numbers; a result
+that has only a median (an imported device number) gives a point estimate with no interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic with its confidence interval; low/high are None for a point estimate."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def above(self, threshold: float) -> bool:
+        """The whole interval lies above the threshold (a point estimate only compares its value)."""
+        return (self.low if self.has_interval else self.value) > threshold
+
+    def below(self, threshold: float) -> bool:
+        return (self.high if self.has_interval else self.value) < threshold
+
+
+def _median_ratio(candidate: np.ndarray, baseline: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(candidate, axis=axis) / np.median(baseline, axis=axis)
+
+
+def _usable(samples: Sequence[float] | None) -> np.ndarray | None:
+    data = np.asarray(samples if samples is not None else [], dtype=float)
+    return data if data.size >= 2 else None
+
+
+def median(samples: Sequence[float] | None, median_s: float | None = None) -> Estimate:
+    """Median with a bootstrap interval; a point estimate from median_s when there are no samples."""
+    data = _usable(samples)
+    if data is None:
+        if median_s is None:
+            raise ValueError("a median needs samples or a median value")
+        return Estimate(float(median_s))
+    ci = stats.bootstrap(
+        (data,), np.median, confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile", rng=SEED
+    ).confidence_interval
+    return Estimate(float(np.median(data)), float(ci.low), float(ci.high))
+
+
+def ratio(
+    candidate: Sequence[float] | None,
+    baseline: Sequence[float] | None,
+    candidate_median: float | None = None,
+    baseline_median: float | None = None,
+) -> Estimate:
+    """median(candidate) / median(baseline) with a bootstrap interval over both (independent) sample sets.
+
+    Without samples on either side, the ratio of the given medians as a point estimate.
+    """
+    a, b = _usable(candidate), _usable(baseline)
+    if a is None or b is None:
+        top = float(np.median(a)) if a is not None else candidate_median
+        bottom = float(np.median(b)) if b is not None else baseline_median
+        if top is None or bottom is None:
+            raise ValueError("a ratio needs samples or medians on both sides")
+        return Estimate(top / bottom)
+    ci = stats.bootstrap(
+        (a, b),
+        _median_ratio,
+        confidence_level=CONFIDENCE,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        paired=False,
+        vectorized=True,
+        rng=SEED,
+    ).confidence_interval
+    return Estimate(float(_median_ratio(a, b)), float(ci.low), float(ci.high))
