@@ -61,11 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
         backends = parse_backends(config.getoption("opbench_backends"))
     except OpbenchError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    pattern = config.getoption("opbench_cases")
+    if pattern and not select_cases(config.getoption("opbench_grid"), None, pattern):
+        raise pytest.UsageError(f"--opbench-cases {pattern!r} matches no case; `opbench list` shows the case ids")
     config.stash[STATE] = RunState(
         backends=backends,
         config=RunConfig(threads=threads, cache=ArtifactCache(config.getoption("opbench_cache_dir"))),
         grid=config.getoption("opbench_grid"),
-        pattern=config.getoption("opbench_cases"),
+        pattern=pattern,
         device_name=config.getoption("opbench_device"),
         results_dir=config.getoption("opbench_results_dir"),
     )
@@ -141,6 +144,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("opbench_case", runs, ids=[f"{r.case.id}-{r.backend}" for r in runs], indirect=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect case modules left with no case by --opbench-cases (instead of an 'empty parameter set' skip)."""
+    empty = [
+        item
+        for item in items
+        if "opbench_case" in getattr(item, "fixturenames", ())
+        and not isinstance(getattr(getattr(item, "callspec", None), "params", {}).get("opbench_case"), CaseRun)
+    ]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
@@ -153,8 +169,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None or not any(r["stats"] for r in state.results):
         return
     protocol = {"threads": state.config.threads, "grid": state.grid, "timer": "time.perf_counter"}
-    for option in ("warmup", "warmup_iterations", "min_rounds", "min_time", "max_time"):
-        protocol[option] = session.config.getoption(f"benchmark_{option}", None)
+    for option, kind in (
+        ("warmup", str),
+        ("warmup_iterations", int),
+        ("min_rounds", int),
+        ("min_time", float),
+        ("max_time", float),
+    ):
+        value = session.config.getoption(f"benchmark_{option}", None)
+        protocol[option] = None if value is None else kind(value)
     run = new_run(
         device_info(state.device_name),
         state.results,

@@ -1,0 +1,24 @@
+"""The command line: listing cases, and user errors as one message with exit code 2."""
+
+from opbench.cli import main
+
+
+def test_list_filters_by_observation(capsys):
+    assert main(["list", "-o", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "obs1/patch_embed/deit_k16s16/c384" in out and "obs2/" not in out
+    assert "MMACs" in out
+
+
+def test_list_by_glob(capsys):
+    assert main(["list", "--cases", "obs4/act/*c1792*"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("obs4/act/") == 5
+
+
+def test_bad_selection_is_a_clear_error(capsys):
+    assert main(["list", "-o", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown observation" in err and "Traceback" not in err
+    assert main(["list", "--cases", "nothing/*"]) == 2
+    assert "no case matches" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""Result files: valid files round-trip; malformed or foreign files are rejected with the file and the problem."""
+
+import json
+
+import pytest
+
+from opbench.errors import OpbenchError
+from opbench.results import load_run, load_runs, new_run, slugify, stats_from_samples, to_dataframe, write_run
+
+DEVICE = {"name": "Test Box", "slug": "test-box", "kind": "host", "cpu": "x", "cores": 2, "memory_gb": 1.0, "os": "y"}
+
+
+def result(case="obs4/act/relu/c192_h56", backend="torch-eager", samples=(1e-3, 1.1e-3, 0.9e-3)):
+    return {
+        "case": case,
+        "observation": case.split("/")[0],
+        "backend": backend,
+        "status": "ok",
+        "threads": 1,
+        "stats": stats_from_samples(samples, 10),
+        "check": {"max_abs_err": 0.0, "tolerance": 1e-4, "passed": True},
+    }
+
+
+def test_write_then_load_round_trips(tmp_path):
+    run = new_run(DEVICE, [result(), result(backend="ort-cpu")], "pytest-benchmark", {"threads": 1})
+    path = write_run(run, tmp_path)
+    assert path.parent.name == "test-box" and path.name == f"{run['run_id']}.json"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
+    assert load_run(path) == run
+    df = to_dataframe(load_runs([tmp_path]))
+    assert list(df["backend"]) == ["torch-eager", "ort-cpu"]
+    assert df["median_s"].iloc[0] == pytest.approx(1e-3)
+    assert df["device"].iloc[0] == "Test Box"
+
+
+def test_stats_keep_raw_samples():
+    stats = stats_from_samples([3.0, 1.0, 2.0, 4.0], 7)
+    assert stats["median_s"] == 2.5 and stats["rounds"] == 4 and stats["iterations"] == 7
+    assert stats["samples_s"] == [3.0, 1.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not JSON"),
+        (json.dumps({"schema": "asv-results/2"}), "not an opbench result file"),
+        (json.dumps([1, 2]), "not a valid opbench result file"),
+        (json.dumps({"schema": "opbench-results/1"}), "'run_id' is a required property"),
+    ],
+)
+def test_malformed_files_are_named_with_the_problem(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(OpbenchError, match=message) as err:
+        load_run(path)
+    assert str(path) in str(err.value)
+
+
+def test_bad_field_is_pointed_at(tmp_path):
+    run = new_run(DEVICE, [result()], "pytest-benchmark")
+    run["results"][0]["stats"]["median_s"] = -1
+    path = tmp_path / "neg.json"
+    path.write_text(json.dumps(run))
+    with pytest.raises(OpbenchError, match="results/0/stats"):
+        load_run(path)
+    with pytest.raises(OpbenchError, match="result to write"):
+        write_run(run, tmp_path)
+
+
+def test_one_bad_file_among_good_ones_is_named(tmp_path):
+    write_run(new_run(DEVICE, [result()], "pytest-benchmark"), tmp_path)
+    (tmp_path / "test-box" / "broken.json").write_text("[]")
+    with pytest.raises(OpbenchError, match="broken.json"):
+        load_runs([tmp_path])
+
+
+def test_missing_path_and_unnameable_device(tmp_path):
+    with pytest.raises(OpbenchError, match="no such file"):
+        load_runs([tmp_path / "nope"])
+    assert slugify("iPhone 12 Pro (A14)") == "iphone-12-pro-a14"
+    with pytest.raises(OpbenchError, match="no letters or digits"):
+        slugify("!!!")
