@@ -16,7 +16,7 @@ from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
 from opbench.observations import select_cases
-from opbench.results import DEFAULT_DIR, device_info, new_run, stats_from_samples, write_run
+from opbench.results import DEFAULT_DIR, device_info, new_run, software_versions, stats_from_samples, write_run
 from opbench.shapes import GRIDS
 
 STATE = pytest.StashKey["RunState"]()
@@ -160,7 +160,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
-        machine_info["opbench"] = {"threads": state.config.threads, "device": device_info(state.device_name)}
+        machine_info["opbench"] = {
+            "threads": state.config.threads,
+            "device": device_info(state.device_name),
+            "software": software_versions(),
+        }
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

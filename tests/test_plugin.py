@@ -55,7 +55,8 @@ def test_benchmark_session_writes_a_valid_result_file(project):
         assert r["macs"] is not None and r["group"].startswith("obs4")
     assert run_["protocol"]["max_time"] == 0.02 and run_["software"]["onnxruntime"]
     bench = json.loads((project.path / "bench.json").read_text())
-    assert bench["machine_info"]["opbench"]["threads"] == 1
+    assert bench["machine_info"]["opbench"]["threads"] == 1 and bench["machine_info"]["cpu"]["brand_raw"]
+    assert bench["machine_info"]["opbench"]["software"]["torch"].startswith("2.")
     assert {b["group"] for b in bench["benchmarks"]} == {"obs4 activations 4c1792 7x7", "obs4 Conv-BN MLP c448 7x7"}
     assert all("check" in b["extra_info"] for b in bench["benchmarks"])
 
