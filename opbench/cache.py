@@ -48,7 +48,8 @@ class ArtifactCache:
         if failure.exists():
             raise UnsupportedCase(failure.read_text())
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")  # keeps the suffix: exporters check it
+        _remove(tmp)  # left over by a killed run with the same pid
         start = time.perf_counter()
         try:
             create(tmp)
@@ -58,7 +59,12 @@ class ArtifactCache:
             _atomic_write_text(failure, message)
             raise UnsupportedCase(message) from exc
         elapsed = time.perf_counter() - start
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)  # atomic for a file and for a directory (an .mlpackage) alike
+        except OSError:
+            if not path.exists():
+                raise
+            _remove(tmp)  # another process exported the same directory first; a directory cannot replace it
         return Artifact(path, False, elapsed)
 
 

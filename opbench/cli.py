@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -55,12 +57,70 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from opbench.cache import ArtifactCache
+    from opbench.export import DEFAULT_OUT, MANIFEST, TEMPLATE, export_cases, get_format
+
+    fmt = get_format(args.backend, args.precision, args.target)
+    cases = selected_cases(args)
+    out = Path(args.out) if args.out else DEFAULT_OUT / fmt.name
+    start = time.perf_counter()
+    manifest = export_cases(cases, fmt, out, ArtifactCache(args.cache_dir), args.grid)
+    ok = [e for e in manifest["entries"] if e["status"] == "ok"]
+    print(
+        f"{len(manifest['entries'])} cases in {time.perf_counter() - start:.1f} s: {len(ok)} exported, "
+        f"{len(manifest['entries']) - len(ok)} unsupported -> {out / MANIFEST}, {out / TEMPLATE}",
+        file=sys.stderr,
+    )
+    for entry in manifest["entries"]:
+        if entry["status"] != "ok":
+            print(f"  unsupported: {entry['case']}: {entry['reason'].strip().splitlines()[0][:200]}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from opbench.importer import import_file
+
+    path = import_file(
+        args.file, args.device, args.backend, args.manifest, args.results_dir, args.kind, args.os, args.protocol
+    )
+    print(f"imported measurements of {args.device} -> {path}", file=sys.stderr)
+    return 0
+
+
+def add_export_import(sub) -> None:
+    from opbench.backends.coreml import DEFAULT_TARGET, PRECISIONS
+    from opbench.cache import DEFAULT_ROOT
+    from opbench.results import DEFAULT_DIR
+
+    p = sub.add_parser("export", help="write every case as a Core ML package (or ONNX file), a manifest and a template")
+    p.add_argument("--backend", required=True, choices=["coreml", "onnx"], help="what to export to")
+    add_selection(p)
+    p.add_argument("--out", help="folder for the packages, manifest.json and template.csv (default: exports/<backend>)")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS, help="Core ML compute precision")
+    p.add_argument("--target", help=f"Core ML minimum deployment target (default: {DEFAULT_TARGET})")
+    p.add_argument("--cache-dir", default=str(DEFAULT_ROOT), help="exported artifacts (default: %(default)s)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="bring numbers measured on a device (filled template.csv or result JSON)")
+    p.add_argument("file", help="a filled template.csv, or a result file in opbench's schema (.json)")
+    p.add_argument("--device", required=True, help='the device measured, e.g. "iPhone 12"')
+    p.add_argument("--backend", help="coreml-all (default), coreml-cpu-gpu or coreml-cpu; any name for ONNX")
+    p.add_argument("--manifest", help="manifest.json of the export measured (default: beside FILE, exports/coreml/)")
+    p.add_argument("--kind", help="device kind (default: phone for an iPhone, tablet for an iPad, else device)")
+    p.add_argument("--os", help='its operating system, e.g. "iOS 17.5"')
+    p.add_argument("--protocol", help='how it was measured, e.g. "Xcode 16 performance report, median"')
+    p.add_argument("--results-dir", default=str(DEFAULT_DIR), help="where result files go (default: %(default)s)")
+    p.set_defaults(func=cmd_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list the cases with their shapes, MACs and parameters")
     add_selection(p)
     p.set_defaults(func=cmd_list)
+    add_export_import(sub)
     return parser
 
 

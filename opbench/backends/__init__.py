@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.backends.coreml import CoreML
 from opbench.backends.onnxruntime_cpu import OnnxRuntimeCpu
 from opbench.backends.torch_eager import TorchEager
 from opbench.errors import BackendUnavailable, OpbenchError
@@ -13,6 +14,10 @@ REGISTRY: dict[str, Callable[[], Backend]] = {
     "torch-eager": TorchEager,
     "ort-cpu": lambda: OnnxRuntimeCpu("ort-cpu", "all"),
     "ort-cpu-noopt": lambda: OnnxRuntimeCpu("ort-cpu-noopt", "none"),
+    # Core ML times predictions on macOS only; elsewhere `opbench export --backend coreml` writes the packages
+    "coreml-all": lambda: CoreML("coreml-all"),
+    "coreml-cpu-gpu": lambda: CoreML("coreml-cpu-gpu"),
+    "coreml-cpu": lambda: CoreML("coreml-cpu"),
 }
 DEFAULT_BACKENDS = ("torch-eager", "ort-cpu", "ort-cpu-noopt")
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
 
 OPTIMIZATION_LEVELS = {"all": "ORT_ENABLE_ALL", "none": "ORT_DISABLE_ALL"}
@@ -32,6 +33,26 @@ def onnx_versions() -> dict[str, str]:
 def export_onnx(case: Case, path: Path) -> None:
     """torch.onnx dynamo export of the case's module at its example input; one file, weights inside."""
     torch.onnx.export(case.build(), (case.example_input(),), str(path), dynamo=True, verbose=False, external_data=False)
+
+
+def onnx_artifact(case: Case, cache: ArtifactCache) -> Artifact:
+    """The case's cached .onnx file, shared by the ORT backends and `opbench export --backend onnx`."""
+    return cache.get_or_create(case, "onnx", onnx_versions(), ".onnx", lambda p: export_onnx(case, p))
+
+
+def describe_onnx(path: Path) -> dict:
+    """The file's single graph input and output read back with onnx: {input: {name, shape, dtype}, output}."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    (inp,), (out,) = graph.input, graph.output
+
+    def feature(value) -> dict:
+        tensor = value.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in tensor.shape.dim]
+        return {"name": value.name, "shape": shape, "dtype": onnx.TensorProto.DataType.Name(tensor.elem_type).lower()}
+
+    return {"input": feature(inp), "output": feature(out)}
 
 
 class OnnxRuntimeCpu(Backend):
@@ -54,7 +75,7 @@ class OnnxRuntimeCpu(Backend):
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         import onnxruntime as ort
 
-        artifact = config.cache.get_or_create(case, "onnx", onnx_versions(), ".onnx", lambda p: export_onnx(case, p))
+        artifact = onnx_artifact(case, config.cache)
         so = ort.SessionOptions()
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[self.optimization])
         so.intra_op_num_threads = config.threads

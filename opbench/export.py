@@ -1,0 +1,283 @@
+"""`opbench export`: every selected case as a file another device can run, a manifest and a measurement template.
+
+The artifacts come from the same cache the backends use (a second export converts nothing), are copied to
+the out folder (default exports/<format>/) and listed in manifest.json with their input and output, MACs and
+a checksum; a case the converter cannot handle is listed as unsupported with the converter's message.
+template.csv has one row per exported package for the numbers measured on the device (`opbench import`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from opbench import __version__
+from opbench.cache import Artifact, ArtifactCache
+from opbench.case import Case
+from opbench.errors import OpbenchError, UnsupportedCase
+
+MANIFEST_SCHEMA = "opbench-export/1"
+MANIFEST = "manifest.json"
+TEMPLATE = "template.csv"
+# what the user fills in (times in milliseconds), then two columns written by the export: leave them as they are
+FILL_COLUMNS = ("median_ms", "compute_unit", "mean_ms", "min_ms", "max_ms", "runs")
+TEMPLATE_COLUMNS = ("case", *FILL_COLUMNS, "file", "sha256")
+FORMATS = ("coreml", "onnx")
+DEFAULT_OUT = Path("exports")
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export format: how to get a case's cached artifact and how to read its input and output back."""
+
+    name: str
+    suffix: str
+    options: dict  # recorded in the manifest (and part of the artifact's cache key)
+    versions: dict[str, str]
+    artifact: Callable[[Case, ArtifactCache], Artifact] = field(repr=False)
+    describe: Callable[[Path], dict] = field(repr=False)
+
+
+def get_format(name: str, precision: str = "float32", target: str | None = None) -> Format:
+    """The export format by name; OpbenchError for an unknown one or options it does not take."""
+    if name == "coreml":
+        from opbench.backends import coreml
+
+        target = target or coreml.DEFAULT_TARGET
+        coreml.check_options(target, precision)
+        return Format(
+            "coreml",
+            ".mlpackage",
+            {"convert_to": "mlprogram", "deployment_target": target, "precision": precision, "recipe": coreml.RECIPE},
+            coreml.coreml_versions(),
+            lambda case, cache: coreml.package(case, cache, target, precision),
+            coreml.describe,
+        )
+    if name == "onnx":
+        from opbench.backends import onnxruntime_cpu as ort
+
+        if precision != "float32" or target:
+            raise OpbenchError("--precision and --target apply to Core ML only; ONNX is exported in float32")
+        return Format(
+            "onnx", ".onnx", {"precision": "float32"}, ort.onnx_versions(), ort.onnx_artifact, ort.describe_onnx
+        )
+    raise OpbenchError(f"cannot export to {name!r}; choose one of {', '.join(FORMATS)}")
+
+
+def tree_sha256(path: Path) -> str:
+    """sha256 of a file, or of every file under a folder (an .mlpackage) by relative path, in sorted order."""
+    path = Path(path)
+    if path.is_file():
+        return _file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(_file_sha256(file).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_checksum(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON without its own `checksum`: any edit changes it."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def export_cases(
+    cases: list[Case],
+    fmt: Format,
+    out_dir: Path | str,
+    cache: ArtifactCache,
+    grid: str = "default",
+    log: TextIO | None = None,
+) -> dict:
+    """Export every case (cached), copy the artifacts to out_dir, write manifest.json and template.csv."""
+    log = log or sys.stderr
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous_entries(out_dir / MANIFEST)
+    entries = []
+    for index, case in enumerate(cases, start=1):
+        start = time.perf_counter()
+        entry, how = _export_one(case, fmt, out_dir, cache, previous.get(case.id))
+        entries.append(entry)
+        line = f"[{index}/{len(cases)}] {case.id} {how} ({time.perf_counter() - start:.1f} s)"
+        if entry["reason"]:
+            line += ": " + entry["reason"].strip().splitlines()[0][:160]
+        print(line, file=log, flush=True)
+    # packages of an earlier export to this folder that this one does not list
+    current = {e["file"] for e in entries}
+    for old in previous.values():
+        file = old.get("file")
+        if isinstance(file, str) and file == Path(file).name and file not in current:
+            _remove(out_dir / file)
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "format": fmt.name,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "opbench": __version__,
+        "grid": grid,
+        "options": fmt.options,
+        "versions": fmt.versions,
+        "entries": entries,
+    }
+    manifest["checksum"] = manifest_checksum(manifest)
+    kept = _keep_measured_manifest(out_dir, entries)
+    _atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    template = write_template(manifest, out_dir)
+    if template.name != TEMPLATE:
+        print(f"{out_dir / TEMPLATE} holds measurements: left as it is; the new template is {template}", file=log)
+    if kept:
+        print(f"its packages changed since: import it with --manifest {kept}", file=log)
+    return manifest
+
+
+def _keep_measured_manifest(out_dir: Path, entries: list[dict]) -> Path | None:
+    """Before a filled template's manifest is replaced by one with other packages, keep it for `opbench import`."""
+    old = out_dir / MANIFEST
+    if not (old.exists() and (out_dir / TEMPLATE).exists() and _has_measurements(out_dir / TEMPLATE)):
+        return None
+    now = {e["case"]: e.get("sha256") for e in entries}
+    if all(now.get(case) == entry.get("sha256") for case, entry in _previous_entries(old).items()):
+        return None  # every package of the old manifest is still there, unchanged
+    try:
+        kept = out_dir / f"manifest.{json.loads(old.read_text())['checksum'][:12]}.json"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    shutil.copy2(old, kept)
+    return kept
+
+
+def _export_one(case: Case, fmt: Format, out_dir: Path, cache: ArtifactCache, previous: dict | None):
+    entry = {"case": case.id, "status": "ok", "file": None, "reason": ""}
+    try:
+        artifact = fmt.artifact(case, cache)
+        info = _artifact_info(case, artifact, fmt)
+    except UnsupportedCase as exc:
+        costs = case.costs
+        entry.update(status="unsupported", reason=str(exc), macs=costs.macs, param_count=costs.param_count)
+        entry.update(fingerprint=case.fingerprint)
+        return entry, "unsupported"
+    file = case.slug + fmt.suffix
+    dest = out_dir / file
+    if not (dest.exists() and previous and previous.get("sha256") == info["sha256"]):
+        _copy(artifact.path, dest)
+    entry.update(file=file, **info, fingerprint=case.fingerprint)
+    return entry, "cached" if artifact.cache_hit else "exported"
+
+
+def _artifact_info(case: Case, artifact: Artifact, fmt: Format) -> dict:
+    """Input, output (read back from the artifact), MACs and checksum, kept beside the cached artifact."""
+    sidecar = artifact.path.with_name(artifact.path.name + ".info.json")
+    if sidecar.exists():
+        return json.loads(sidecar.read_text())
+    try:
+        io = fmt.describe(artifact.path)
+    except Exception as exc:  # a package the converter wrote but its own reader rejects is not usable
+        raise UnsupportedCase(f"written but cannot be read back: {type(exc).__name__}: {exc}") from exc
+    costs = case.costs
+    info = {
+        **io,
+        "macs": costs.macs,
+        "param_count": costs.param_count,
+        "sha256": tree_sha256(artifact.path),
+    }
+    _atomic_write(sidecar, json.dumps(info))
+    return info
+
+
+def _previous_entries(path: Path) -> dict[str, dict]:
+    try:
+        return {e["case"]: e for e in json.loads(path.read_text()).get("entries", [])}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
+
+
+def write_template(manifest: dict, out_dir: Path) -> Path:
+    """template.csv: one row per exported artifact, the measurement columns empty.
+
+    A template.csv that already holds measurements is never overwritten: the new one goes to template.new.csv.
+    """
+    path = out_dir / TEMPLATE
+    if path.exists() and _has_measurements(path):
+        path = out_dir / "template.new.csv"
+    rows = [
+        {"case": e["case"], "file": e["file"], "sha256": e["sha256"]}
+        for e in manifest["entries"]
+        if e["status"] == "ok"
+    ]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, TEMPLATE_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def _has_measurements(path: Path) -> bool:
+    try:
+        with path.open(newline="") as f:
+            return any((row.get("median_ms") or "").strip() for row in csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return True  # unreadable: not ours to overwrite
+
+
+def load_manifest(path: Path | str) -> dict:
+    """A manifest written by `opbench export`, its checksum verified; OpbenchError when it is not one or was edited."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text())
+    except OSError as exc:
+        raise OpbenchError(f"{path}: cannot read the manifest: {exc.strerror}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise OpbenchError(f"{path}: not JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        raise OpbenchError(f"{path}: not an opbench export manifest (no schema {MANIFEST_SCHEMA!r})")
+    if manifest.get("checksum") != manifest_checksum(manifest):
+        raise OpbenchError(
+            f"{path}: manifest checksum does not match its content: the file was edited or damaged; "
+            "export again (`opbench export`) and measure the packages it lists"
+        )
+    return manifest
+
+
+def _copy(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    _remove(tmp)
+    if src.is_dir():
+        shutil.copytree(src, tmp)
+    else:
+        shutil.copy2(src, tmp)
+    _remove(dest)
+    os.replace(tmp, dest)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

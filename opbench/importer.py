@@ -1,0 +1,374 @@
+"""`opbench import`: numbers measured on another device (a filled template.csv, or an opbench result file) into
+device_results/<device-slug>/ with `source: import`.
+
+Every row is checked against the export manifest before anything is written: known case ids with an exported
+package, the package checksum the template carries, a positive latency in milliseconds, a known compute unit,
+no case twice. A file with any error is rejected as a whole with every error listed by line; nothing under
+device_results/ changes. The manifest's own checksum is verified first, so an edited manifest is refused too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opbench import __version__
+from opbench.backends.coreml import BACKEND_UNITS
+from opbench.case import Case
+from opbench.errors import OpbenchError
+from opbench.export import DEFAULT_OUT, FILL_COLUMNS, MANIFEST, TEMPLATE_COLUMNS, load_manifest
+from opbench.observations import select_cases
+from opbench.results import DEFAULT_DIR, new_run, slugify, validate, write_run
+
+EXTRA_COLUMNS = ("notes",)  # allowed and ignored
+# Xcode's and coremltools' spellings of a compute unit, compared without case, spaces, dashes or underscores
+UNIT_SPELLINGS = {
+    "all": "all",
+    "cpuandgpu": "cpuAndGPU",
+    "cpugpu": "cpuAndGPU",
+    "cpuonly": "cpuOnly",
+    "cpu": "cpuOnly",
+}
+TIME_UNITS = {"s": 1e3, "sec": 1e3, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ns": 1e-6}
+NUMBER_WITH_UNIT = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Zµμ]+)$")
+BACKEND_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+@dataclass
+class Problems:
+    """Every error found in one file, each with where it is (a CSV line, a result index)."""
+
+    source: str
+    items: list[str] = field(default_factory=list)
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            listed = "\n".join(f"  {item}" for item in self.items)
+            raise OpbenchError(
+                f"{self.source}: rejected, nothing imported ({len(self.items)} error"
+                f"{'s' if len(self.items) != 1 else ''}):\n{listed}"
+            )
+
+
+def find_manifest(file: Path, manifest: Path | str | None) -> Path:
+    """--manifest, else manifest.json beside the file, else exports/coreml/manifest.json."""
+    if manifest:
+        return Path(manifest)
+    for candidate in (file.parent / MANIFEST, DEFAULT_OUT / "coreml" / MANIFEST):
+        if candidate.exists():
+            return candidate
+    raise OpbenchError(
+        f"no export manifest beside {file} or in {DEFAULT_OUT / 'coreml'}: name the manifest.json of the export "
+        "that was measured with --manifest PATH"
+    )
+
+
+def device_kind(name: str) -> str:
+    lowered = name.lower()
+    return "phone" if "iphone" in lowered else "tablet" if "ipad" in lowered else "device"
+
+
+def import_file(
+    file: Path | str,
+    device: str,
+    backend: str | None = None,
+    manifest: Path | str | None = None,
+    results_dir: Path | str = DEFAULT_DIR,
+    kind: str | None = None,
+    os_name: str | None = None,
+    protocol: str | None = None,
+) -> Path:
+    """Validate the file against the manifest and write one result file; OpbenchError listing every error."""
+    file = Path(file)
+    if not file.is_file():
+        raise OpbenchError(f"{file}: no such file")
+    manifest_path = find_manifest(file, manifest)
+    exported = load_manifest(manifest_path)
+    is_json = file.suffix.lower() == ".json"
+    # a result file names each result's backend; a template's rows take --backend (Core ML: coreml-all by default)
+    backend = _check_backend(backend, exported, default=not is_json)
+    device_entry = {"name": device, "slug": slugify(device), "kind": kind or device_kind(device)}
+    if device_entry["slug"] == "reference" or "published" in device_entry["slug"].split("-"):
+        raise OpbenchError(
+            f"--device {device!r}: measurements are imported under the device they were taken on; published numbers "
+            "live in device_results/reference/ and are not imported"
+        )
+    if os_name:
+        device_entry["os"] = os_name
+    problems = Problems(str(file))
+    if is_json:
+        results, software = _from_json(file, exported, backend, problems)
+    elif file.suffix.lower() in (".csv", ".txt"):
+        results, software = _from_csv(file, exported, backend, problems), {}
+    else:
+        raise OpbenchError(f"{file}: import a filled template (.csv) or an opbench result file (.json)")
+    _attach_cases(results, exported, problems)
+    problems.raise_if_any()
+    if not results:
+        raise OpbenchError(f"{file}: no measurements in it; fill median_ms for the packages you measured")
+    run = new_run(
+        device_entry,
+        results,
+        "import",
+        {
+            "method": protocol or "not stated",
+            "imported_from": file.name,
+            "manifest": str(manifest_path),
+            "manifest_checksum": exported["checksum"],
+            "export": exported.get("options", {}),
+        },
+    )
+    run["software"] = {**exported.get("versions", {}), **software, "opbench": __version__}
+    validate(run, str(file))
+    return write_run(run, results_dir)
+
+
+def _check_backend(backend: str | None, exported: dict, default: bool) -> str | None:
+    if exported.get("format") == "coreml" and (backend or default):
+        backend = backend or "coreml-all"
+        if backend not in BACKEND_UNITS:
+            raise OpbenchError(
+                f"--backend {backend}: Core ML packages are measured as one of {', '.join(BACKEND_UNITS)} "
+                "(compute units all, cpuAndGPU, cpuOnly)"
+            )
+    elif backend is not None and not BACKEND_NAME.match(backend):
+        raise OpbenchError(f"--backend {backend!r}: use lower-case letters, digits, '.', '-' or '_'")
+    return backend
+
+
+# --- the filled template -------------------------------------------------------------------------------------
+
+
+def _from_csv(file: Path, exported: dict, backend: str | None, problems: Problems) -> list[dict]:
+    entries = {e["case"]: e for e in exported.get("entries", [])}
+    if backend is None:
+        problems.add("command line", "--backend is required for ONNX measurements (the runtime that ran them)")
+    try:
+        text = file.read_text(encoding="utf-8-sig")  # a BOM from spreadsheet programs is fine
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OpbenchError(f"{file}: cannot read as UTF-8 text: {exc}") from exc
+    reader = csv.DictReader(text.splitlines())
+    if not _check_header(reader.fieldnames or [], problems):
+        problems.raise_if_any()
+    results, seen = [], {}
+    for row in reader:
+        where = f"line {reader.line_num}"
+        if None in row:
+            problems.add(where, f"more cells than columns ({len(reader.fieldnames or [])})")
+        values = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str) and k in TEMPLATE_COLUMNS}
+        if not any(values.values()):
+            continue  # a blank line
+        case_id = values.get("case", "")
+        if not case_id:
+            problems.add(where, "no case id")
+            continue
+        if case_id in seen:
+            problems.add(where, f"{case_id} is listed twice (first on line {seen[case_id]})")
+            continue
+        seen[case_id] = reader.line_num
+        entry = entries.get(case_id)
+        if entry is None:
+            problems.add(where, f"unknown case {case_id!r}: not in the manifest ({len(entries)} cases)")
+            continue
+        if entry.get("status") != "ok":
+            problems.add(where, f"{case_id} was not exported (unsupported), so it cannot have been measured")
+            continue
+        if values.get("sha256") and values["sha256"] != entry.get("sha256"):
+            problems.add(
+                where,
+                f"{case_id}: package checksum {values['sha256'][:12]}... is not the manifest's "
+                f"{str(entry.get('sha256'))[:12]}...: this row belongs to a different export",
+            )
+        result = _row_result(values, entry, exported, backend, where, problems)
+        if result:
+            results.append(result)
+    return results
+
+
+def _check_header(columns: list[str], problems: Problems) -> bool:
+    columns = [c.strip() if isinstance(c, str) else c for c in columns]
+    if len(columns) == 1 and ";" in (columns[0] or ""):
+        problems.add("line 1", "the columns are separated by ';': save the file as comma-separated CSV")
+        return False
+    good = True
+    for column in ("case", "median_ms"):
+        if column not in columns:
+            problems.add("line 1", f"no {column!r} column (the header is {', '.join(map(str, columns)) or 'empty'})")
+            good = False
+    for column in columns:
+        if column in TEMPLATE_COLUMNS or column in EXTRA_COLUMNS:
+            continue
+        stem, _, unit = str(column).rpartition("_")
+        if stem and unit.lower() in TIME_UNITS:
+            problems.add("line 1", f"column {column!r}: times are in milliseconds, as {stem}_ms")
+        else:
+            allowed = ", ".join((*TEMPLATE_COLUMNS, *EXTRA_COLUMNS))
+            problems.add("line 1", f"unknown column {column!r}; the template's columns are {allowed}")
+        good = False
+    if len(set(columns)) != len(columns):
+        problems.add("line 1", "a column name appears twice")
+        good = False
+    return good
+
+
+def _row_result(
+    values: dict, entry: dict, exported: dict, backend: str | None, where: str, problems: Problems
+) -> dict | None:
+    before = len(problems.items)
+    times = {c: _milliseconds(values.get(c, ""), c, where, problems) for c in FILL_COLUMNS if c.endswith("_ms")}
+    if not values.get("median_ms"):
+        problems.add(where, f"{entry['case']}: median_ms is missing (delete the rows you did not measure)")
+    runs = _runs(values.get("runs", ""), where, problems)
+    unit = _compute_unit(values.get("compute_unit", ""), exported, backend, where, problems)
+    median, low, high, mean = times["median_ms"], times["min_ms"], times["max_ms"], times["mean_ms"]
+    if median and ((low and low > median) or (high and high < median)):
+        problems.add(where, f"min_ms <= median_ms <= max_ms does not hold ({low}, {median}, {high})")
+    if mean and ((low and low > mean) or (high and high < mean)):
+        problems.add(where, f"min_ms <= mean_ms <= max_ms does not hold ({low}, {mean}, {high})")
+    if len(problems.items) > before or median is None:
+        return None
+    stats = {"median_s": median / 1e3}
+    for column, key in (("mean_ms", "mean_s"), ("min_ms", "min_s"), ("max_ms", "max_s")):
+        if times[column] is not None:
+            stats[key] = times[column] / 1e3
+    if runs is not None:
+        stats["rounds"] = runs
+    options = exported.get("options", {})
+    backend_options = {**options, "package": entry["file"], "package_sha256": entry["sha256"]}
+    if unit:
+        backend_options["compute_units"] = unit
+    return {
+        "case": entry["case"],
+        "backend": backend,
+        "backend_options": backend_options,
+        "backend_versions": exported.get("versions", {}),
+        "threads": None,
+        "precision": options.get("precision", "float32"),
+        "status": "ok",
+        "reason": "",
+        "check": None,
+        "stats": stats,
+    }
+
+
+def _milliseconds(text: str, column: str, where: str, problems: Problems) -> float | None:
+    """A positive finite number of milliseconds; '1.6 ms' is accepted, other units are refused with the factor."""
+    if not text:
+        return None
+    match = NUMBER_WITH_UNIT.match(text)
+    if match:
+        number, unit = match.groups()
+        if unit.lower() != "ms":
+            factor = TIME_UNITS.get(unit.lower()) or TIME_UNITS.get(unit)
+            hint = f" ({text} = {float(number) * factor:g} ms)" if factor else ""
+            problems.add(where, f"{column} {text!r} is not in milliseconds{hint}: write milliseconds, without a unit")
+            return None
+        text = number
+    try:
+        value = float(text)
+    except ValueError:
+        hint = "; use a dot as decimal separator" if re.fullmatch(r"\d+,\d+", text) else ""
+        problems.add(where, f"{column} {text!r} is not a number{hint}")
+        return None
+    if not math.isfinite(value) or value <= 0:
+        problems.add(where, f"{column} {text!r} must be a positive number of milliseconds")
+        return None
+    return value
+
+
+def _runs(text: str, where: str, problems: Problems) -> int | None:
+    if not text:
+        return None
+    try:
+        runs = float(text)
+    except ValueError:
+        runs = math.nan
+    if not math.isfinite(runs) or runs < 1 or runs != int(runs):
+        problems.add(where, f"runs {text!r} must be a whole number of predictions, 1 or more")
+        return None
+    return int(runs)
+
+
+def _compute_unit(text: str, exported: dict, backend: str | None, where: str, problems: Problems) -> str | None:
+    if not text:
+        return BACKEND_UNITS.get(backend or "")
+    if exported.get("format") != "coreml":
+        return text  # another runtime's own words, recorded as they are
+    unit = UNIT_SPELLINGS.get(re.sub(r"[\s_-]", "", text.lower()))
+    if unit is None:
+        problems.add(where, f"unknown compute unit {text!r}; use all, cpuAndGPU or cpuOnly")
+        return None
+    if backend and unit != BACKEND_UNITS[backend]:
+        matching = next(name for name, u in BACKEND_UNITS.items() if u == unit)
+        problems.add(
+            where,
+            f"compute unit {unit} is not that of --backend {backend} ({BACKEND_UNITS[backend]}); "
+            f"import {unit} measurements separately with --backend {matching}",
+        )
+        return None
+    return unit
+
+
+# --- an opbench result file ----------------------------------------------------------------------------------
+
+
+def _from_json(file: Path, exported: dict, backend: str | None, problems: Problems) -> tuple[list[dict], dict]:
+    try:
+        run = json.loads(file.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise OpbenchError(f"{file}: not JSON ({exc})") from exc
+    validate(run, str(file))  # the schema: positive medians, known statuses, types
+    entries = {e["case"]: e for e in exported.get("entries", [])}
+    results, seen = [], {}
+    for index, result in enumerate(run["results"]):
+        where = f"results[{index}]"
+        key = (result["case"], result["backend"])
+        entry = entries.get(result["case"])
+        if key in seen:
+            problems.add(where, f"{result['case']} on {result['backend']} is listed twice (first at {seen[key]})")
+            continue
+        seen[key] = where
+        if entry is None:
+            problems.add(where, f"unknown case {result['case']!r}: not in the manifest ({len(entries)} cases)")
+            continue
+        if exported.get("format") == "coreml" and result["backend"] not in BACKEND_UNITS:
+            problems.add(where, f"backend {result['backend']!r} is not one of {', '.join(BACKEND_UNITS)}")
+        if backend and result["backend"] != backend:
+            problems.add(where, f"backend {result['backend']} is not --backend {backend}")
+        sha = (result.get("backend_options") or {}).get("package_sha256")
+        if sha and sha != entry.get("sha256"):
+            problems.add(where, f"{result['case']}: package checksum is not the manifest's: a different export")
+        if result["status"] == "ok" and not result.get("stats"):
+            problems.add(where, f"{result['case']}: status ok but no stats (median_s)")
+        results.append(dict(result))
+    return results, run.get("software", {})
+
+
+# --- both ----------------------------------------------------------------------------------------------------
+
+
+def _attach_cases(results: list[dict], exported: dict, problems: Problems) -> None:
+    """The case's metadata from opbench's own registry, which must still compute what was exported."""
+    if not results:
+        return
+    registry: dict[str, Case] = {c.id: c for c in select_cases(exported.get("grid", "default"))}
+    fingerprints = {e["case"]: e.get("fingerprint") for e in exported.get("entries", [])}
+    for result in results:
+        case = registry.get(result["case"])
+        if case is None:
+            problems.add(result["case"], "in the manifest but no longer one of opbench's cases: export again")
+            continue
+        if fingerprints.get(case.id) and fingerprints[case.id] != case.fingerprint:
+            problems.add(case.id, "opbench's case has changed since this export: export again and measure again")
+            continue
+        ordered = {**case.metadata(), "group": case.group}
+        ordered.update(result)
+        result.clear()
+        result.update(ordered)

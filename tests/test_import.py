@@ -1,0 +1,276 @@
+"""`opbench import`: a filled template becomes a result file; a file with any error is refused whole."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from opbench import cli, export, importer, results
+from opbench.cache import ArtifactCache
+from opbench.errors import OpbenchError, UnsupportedCase
+from opbench.observations import select_cases
+
+OK = ["overhead/floor/add_one", "obs4/act/relu/c1792_h7", "obs4/act/gelu_erf/c1792_h7"]
+UNSUPPORTED = "obs4/act/hardswish/c1792_h7"
+
+
+def fake_format(cache_failures: set[str]) -> export.Format:
+    """The Core ML export format with a stand-in converter: import tests need a manifest, not coremltools."""
+
+    def artifact(case, cache):
+        def create(path: Path) -> None:
+            if case.id in cache_failures:
+                raise UnsupportedCase(f"Unsupported op in {case.id}")
+            (path / "Data").mkdir(parents=True)
+            (path / "Data" / "model.mlmodel").write_text(case.id)
+
+        return cache.get_or_create(case, "fake-coreml", {"v": 1}, ".mlpackage", create)
+
+    def describe(path: Path) -> dict:
+        return {"input": {"name": "x", "shape": [1], "dtype": "float32"}, "output": {"name": "y", "shape": [1]}}
+
+    options = {"convert_to": "mlprogram", "deployment_target": "iOS15", "precision": "float32"}
+    return export.Format("coreml", ".mlpackage", options, {"coremltools": "9.0"}, artifact, describe)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("export")
+    by_id = {c.id: c for c in select_cases()}
+    cases = [by_id[i] for i in [*OK, UNSUPPORTED]]
+    export.export_cases(
+        cases, fake_format({UNSUPPORTED}), root / "out", ArtifactCache(root / "cache"), log=io.StringIO()
+    )
+    return root / "out"
+
+
+@pytest.fixture
+def work(export_dir, tmp_path):
+    """A copy of the export (manifest + template) and a results folder that already holds a result file."""
+    out = tmp_path / "exports"
+    shutil.copytree(export_dir, out)
+    results_dir = tmp_path / "device_results"
+    (results_dir / "iphone-12").mkdir(parents=True)
+    earlier = results.new_run({"name": "iPhone 12", "slug": "iphone-12", "kind": "phone"}, [], "pytest-benchmark")
+    (results_dir / "iphone-12" / "earlier.json").write_text(json.dumps(earlier))
+    return out, results_dir
+
+
+def template_rows(out: Path) -> list[dict]:
+    with (out / "template.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path: Path, rows: list[dict], columns=None) -> Path:
+    columns = columns or list(rows[0])
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def filled(out: Path, **overrides) -> list[dict]:
+    rows = template_rows(out)
+    for i, row in enumerate(rows):
+        row.update(
+            median_ms=f"{0.5 + i}", compute_unit="all", mean_ms=f"{0.6 + i}", min_ms="0.4", max_ms="9", runs="100"
+        )
+    for i, values in overrides.items():
+        rows[int(i.removeprefix("row"))].update(values)
+    return rows
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_filled_template_imports_as_its_own_device(work):
+    out, results_dir = work
+    path = importer.import_file(write_rows(out / "filled.csv", filled(out)), "iPhone 12", results_dir=results_dir)
+    assert path.parent == results_dir / "iphone-12" and path.name != "earlier.json"
+    run = results.load_run(path)
+    assert run["source"] == "import"
+    assert run["device"] == {"name": "iPhone 12", "slug": "iphone-12", "kind": "phone"}
+    assert run["software"]["coremltools"] == "9.0"
+    assert run["protocol"]["manifest_checksum"] == export.load_manifest(out / "manifest.json")["checksum"]
+    assert [r["case"] for r in run["results"]] == OK
+    first = run["results"][0]
+    assert first["backend"] == "coreml-all" and first["status"] == "ok" and first["check"] is None
+    assert first["stats"] == {"median_s": 0.5e-3, "mean_s": 0.6e-3, "min_s": 0.4e-3, "max_s": 9e-3, "rounds": 100}
+    assert first["observation"] == "overhead" and first["macs"] == 0 and first["input_shape"] == [1, 1]
+    assert first["backend_options"]["compute_units"] == "all"
+    assert first["backend_options"]["deployment_target"] == "iOS15" and first["precision"] == "float32"
+    frame = results.to_dataframe(results.load_runs([path]))
+    assert set(frame["device"]) == {"iPhone 12"} and set(frame["source"]) == {"import"}
+
+
+def test_a_median_alone_is_enough_and_unmeasured_rows_may_be_deleted(work):
+    out, results_dir = work
+    rows = [{"case": OK[1], "median_ms": "1.25 ms"}]
+    path = importer.import_file(write_rows(out / "m.csv", rows), "iPhone 12", "coreml-cpu", results_dir=results_dir)
+    (result,) = results.load_run(path)["results"]
+    assert result["stats"] == {"median_s": 1.25e-3} and result["backend"] == "coreml-cpu"
+    assert result["backend_options"]["compute_units"] == "cpuOnly"
+
+
+ERRORS = {
+    "unknown case": ({"row1": {"case": "obs9/nothing/c1"}}, "line 3: unknown case 'obs9/nothing/c1'"),
+    "missing latency": ({"row0": {"median_ms": ""}}, "line 2: overhead/floor/add_one: median_ms is missing"),
+    "zero latency": ({"row2": {"median_ms": "0"}}, "line 4: median_ms '0' must be a positive number"),
+    "negative latency": ({"row2": {"median_ms": "-1.5"}}, "line 4: median_ms '-1.5' must be a positive number"),
+    "non-numeric latency": ({"row1": {"median_ms": "fast"}}, "line 3: median_ms 'fast' is not a number"),
+    "decimal comma": ({"row1": {"median_ms": "1,6"}}, "line 3: median_ms '1,6' is not a number; use a dot"),
+    "not a finite number": ({"row1": {"mean_ms": "nan"}}, "line 3: mean_ms 'nan' must be a positive number"),
+    "microseconds": (
+        {"row0": {"median_ms": "1600 us"}},
+        "line 2: median_ms '1600 us' is not in milliseconds (1600 us = 1.6 ms)",
+    ),
+    "seconds": ({"row0": {"min_ms": "0.001s"}}, "line 2: min_ms '0.001s' is not in milliseconds (0.001s = 1 ms)"),
+    "unknown compute unit": (
+        {"row0": {"compute_unit": "neural engine"}},
+        "line 2: unknown compute unit 'neural engine'",
+    ),
+    "other compute unit": (
+        {"row0": {"compute_unit": "CPU Only"}},
+        "line 2: compute unit cpuOnly is not that of --backend coreml-all",
+    ),
+    "runs": ({"row0": {"runs": "2.5"}}, "line 2: runs '2.5' must be a whole number"),
+    "min above median": ({"row0": {"min_ms": "0.55"}}, "line 2: min_ms <= median_ms <= max_ms does not hold"),
+    "duplicate": ({"row2": {"case": OK[0]}}, f"line 4: {OK[0]} is listed twice (first on line 2)"),
+    "package checksum": ({"row1": {"sha256": "0" * 64}}, f"line 3: {OK[1]}: package checksum 000000000000... is not"),
+}
+
+
+@pytest.mark.parametrize("kind", list(ERRORS))
+def test_each_kind_of_error_rejects_the_file_and_changes_nothing(work, kind):
+    out, results_dir = work
+    overrides, expected = ERRORS[kind]
+    before = snapshot(results_dir)
+    file = write_rows(out / "bad.csv", filled(out, **overrides))
+    with pytest.raises(OpbenchError) as caught:
+        importer.import_file(file, "iPhone 12", results_dir=results_dir)
+    message = str(caught.value)
+    assert f"{file}: rejected, nothing imported (1 error)" in message
+    assert expected in message
+    assert snapshot(results_dir) == before
+
+
+def test_every_error_is_listed_at_once(work):
+    out, results_dir = work
+    rows = filled(out, row0={"median_ms": "abc"}, row1={"case": "obs9/x"}, row2={"median_ms": "-2", "runs": "0"})
+    rows.append({**rows[0], "median_ms": ""})  # a duplicate of line 2 on line 5
+    with pytest.raises(OpbenchError) as caught:
+        importer.import_file(write_rows(out / "bad.csv", rows), "iPhone 12", results_dir=results_dir)
+    message = str(caught.value)
+    assert "(5 errors)" in message
+    for where in ("line 2: median_ms 'abc'", "line 3: unknown case", "line 4: median_ms '-2'", "line 4: runs '0'"):
+        assert where in message
+    assert "line 5: overhead/floor/add_one is listed twice" in message
+
+
+def test_header_problems_are_named(work):
+    out, results_dir = work
+    rows = [{"case": OK[0], "median_us": "1600", "speed": "x"}]
+    with pytest.raises(OpbenchError) as caught:
+        importer.import_file(write_rows(out / "bad.csv", rows), "iPhone 12", results_dir=results_dir)
+    message = str(caught.value)
+    assert "line 1: no 'median_ms' column" in message
+    assert "line 1: column 'median_us': times are in milliseconds, as median_ms" in message
+    assert "line 1: unknown column 'speed'" in message
+    (out / "semi.csv").write_text("case;median_ms\nx;1\n")
+    with pytest.raises(OpbenchError, match="separated by ';'"):
+        importer.import_file(out / "semi.csv", "iPhone 12", results_dir=results_dir)
+
+
+@pytest.mark.parametrize("device", ["Reference", "iPhone 12 (published)"])
+def test_nothing_is_imported_as_published(work, device):
+    out, results_dir = work
+    with pytest.raises(OpbenchError, match="published numbers live in device_results/reference/"):
+        importer.import_file(write_rows(out / "filled.csv", filled(out)), device, results_dir=results_dir)
+
+
+def test_a_row_for_an_unsupported_case_is_an_error(work):
+    out, results_dir = work
+    rows = [{"case": UNSUPPORTED, "median_ms": "1"}]
+    with pytest.raises(OpbenchError, match="line 2: .*was not exported"):
+        importer.import_file(write_rows(out / "bad.csv", rows), "iPhone 12", results_dir=results_dir)
+
+
+def test_a_manifest_that_does_not_match_its_checksum_is_refused(work):
+    out, results_dir = work
+    before = snapshot(results_dir)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["options"]["precision"] = "float16"  # edited after the export
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(OpbenchError, match="manifest checksum does not match its content"):
+        importer.import_file(write_rows(out / "filled.csv", filled(out)), "iPhone 12", results_dir=results_dir)
+    assert snapshot(results_dir) == before
+
+
+def test_a_template_of_another_export_is_refused(work, tmp_path):
+    out, results_dir = work
+    other = tmp_path / "other"
+    other.mkdir()
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["entries"][0]["sha256"] = "f" * 64  # another conversion of the same case
+    manifest["checksum"] = export.manifest_checksum(manifest)
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    file = write_rows(out / "filled.csv", filled(out))
+    with pytest.raises(OpbenchError, match=f"line 2: {OK[0]}: package checksum .* different export"):
+        importer.import_file(file, "iPhone 12", manifest=other / "manifest.json", results_dir=results_dir)
+
+
+def test_a_result_file_in_opbench_schema_imports(work):
+    out, results_dir = work
+    run = results.new_run({"name": "M2 Mac", "slug": "m2-mac", "kind": "host"}, [], "pytest-benchmark")
+    run["results"] = [
+        {"case": OK[1], "observation": "obs4", "backend": "coreml-cpu", "status": "ok", "stats": {"median_s": 2e-4}},
+    ]
+    (out / "run.json").write_text(json.dumps(run))
+    path = importer.import_file(out / "run.json", "iPhone 12", results_dir=results_dir)
+    imported = results.load_run(path)
+    assert imported["source"] == "import" and imported["device"]["slug"] == "iphone-12"
+    (result,) = imported["results"]
+    assert result["backend"] == "coreml-cpu" and result["stats"] == {"median_s": 2e-4}
+    assert result["macs"] == 0 and result["family"] == "act"  # metadata from the case registry
+
+    run["results"].append({**run["results"][0]})
+    run["results"].append({**run["results"][0], "case": "obs9/x", "backend": "coreml-all"})
+    (out / "run.json").write_text(json.dumps(run))
+    with pytest.raises(OpbenchError) as caught:
+        importer.import_file(out / "run.json", "iPhone 12", results_dir=results_dir)
+    assert "results[1]: obs4/act/relu/c1792_h7 on coreml-cpu is listed twice" in str(caught.value)
+    assert "results[2]: unknown case 'obs9/x'" in str(caught.value)
+
+
+def test_imports_and_the_reference_load_together(work):
+    out, results_dir = work
+    (results_dir / "iphone-12" / "earlier.json").unlink()
+    importer.import_file(write_rows(out / "filled.csv", filled(out)), "iPhone 12", results_dir=results_dir)
+    shutil.copytree(Path(__file__).parents[1] / "device_results" / "reference", results_dir / "reference")
+    frame = results.to_dataframe(results.load_runs([results_dir]))
+    assert set(zip(frame["device"], frame["source"], strict=True)) == {
+        ("iPhone 12", "import"),
+        ("iPhone 12 (published)", "reference"),
+    }
+
+
+def test_cli_import_exit_codes(work, capsys):
+    out, results_dir = work
+    good = write_rows(out / "filled.csv", filled(out))
+    bad = write_rows(out / "bad.csv", filled(out, row0={"median_ms": "x"}))
+    base = ["--device", "iPhone 12", "--results-dir", str(results_dir)]
+    assert cli.main(["import", str(bad), *base]) == 2
+    assert "line 2: median_ms 'x' is not a number" in capsys.readouterr().err
+    assert cli.main(["import", str(good), *base, "--os", "iOS 17.5", "--protocol", "Xcode 16 performance report"]) == 0
+    assert "imported measurements of iPhone 12" in capsys.readouterr().err
+    (run,) = [r for r in results.load_runs([results_dir / "iphone-12"]) if r["source"] == "import"]
+    assert run["device"]["os"] == "iOS 17.5" and run["protocol"]["method"] == "Xcode 16 performance report"
+    assert cli.main(["import", str(good), *base, "--backend", "ort-cpu"]) == 2
+    assert "Core ML packages are measured as one of" in capsys.readouterr().err
