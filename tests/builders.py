@@ -15,6 +15,7 @@ from opbench.verdict import Measured
 
 MACS = 1_000_000  # the same for every constructed case, so a time-per-MAC ratio equals the latency ratio
 _seeds = itertools.count(1)
+MARKUP_DEVICE = "Lab <b>box</b> <script>alert('x')</script> $5"  # a device name that must show as text
 
 
 def samples(median_s: float, n: int = 60, spread: float = 0.01, seed: int | None = None) -> tuple[float, ...]:

@@ -170,6 +170,8 @@ def verdict(plan: Plan, data: Data, target: Target | None = None, macs=None) -> 
             "not_measured": "a part of the rule has no measurements.",
         }[status]
         meaning = meaning[0].upper() + meaning[1:]
+        if reshape.estimate is not None and reshape.estimate.value < 0:
+            meaning += " (A negative share: the stage with reshapes ran faster than the one kept 3D.)"
         return f"{status_phrase(status, target)} {reshape.sentence()}; {mhsa.sentence()}. {meaning}"
 
     return verdict_from_parts(KEY, target, parts, supporting, sentence)
