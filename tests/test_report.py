@@ -207,6 +207,8 @@ def test_published_numbers_are_labelled_and_never_judged(tmp_path: Path):
     assert "iPhone 12 (published)" not in set(verdicts["device"])
     table = pd.read_csv(out.parent / "published.csv")
     assert list(table["published_ms"]) == [1.6, 3.0]
+    selected = render([folder], tmp_path / "s" / "index.html", devices=["host"], progress=False)
+    assert "1.6 (published)" in read(selected)  # a device selection still shows the published numbers
 
 
 def test_imported_runs_are_their_own_device_with_point_estimates(tmp_path: Path):

@@ -75,20 +75,25 @@ def _matches(value: str, patterns: list[str]) -> bool:
 
 
 def select(inputs: Inputs, devices: list[str] | None = None, backends: list[str] | None = None) -> Inputs:
-    """Keep the devices (name or slug, glob) and backends (glob) asked for; an empty selection is an error."""
+    """Keep the devices (name or slug, glob) and backends (glob) asked for; an empty selection is an error.
+    Published reference numbers are kept whatever the selection: they are shown beside it, never judged."""
     if not devices and not backends:
         return inputs
     kept = []
     for loaded in inputs.runs:
         device = loaded.run["device"]
+        if loaded.source == REFERENCE:
+            kept.append(loaded)
+            continue
         if devices and not (_matches(device["slug"], devices) or _matches(device["name"], devices)):
             continue
         results = [r for r in loaded.run["results"] if not backends or _matches(r["backend"], backends)]
         if results:
             kept.append(LoadedRun(loaded.path, {**loaded.run, "results": results}))
-    if not kept:
-        known_devices = sorted({r.run["device"]["slug"] for r in inputs.runs})
-        known_backends = sorted({x["backend"] for r in inputs.runs for x in r.run["results"]})
+    if not any(r.source != REFERENCE for r in kept):
+        measured = [r for r in inputs.runs if r.source != REFERENCE]
+        known_devices = sorted({r.run["device"]["slug"] for r in measured})
+        known_backends = sorted({x["backend"] for r in measured for x in r.run["results"]})
         raise OpbenchError(
             f"no result matches --device {devices or 'any'} --backend {backends or 'any'}; "
             f"devices: {', '.join(known_devices)}; backends: {', '.join(known_backends)}"
