@@ -11,7 +11,7 @@ ARGS ?=
 REPORT_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench report test browser fidelity lint clean
+.PHONY: bench report screenshot test browser fidelity lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ bench: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/opbench report $(REPORT_ARGS)
+
+# the top of reports/index.html (the summary matrix) as reports/summary.png, in headless Chromium
+screenshot: browser
+	profile=$$(mktemp -d) && chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-sync \
+	  --disable-background-networking --disable-component-update --user-data-dir=$$profile \
+	  --window-size=1400,1000 --screenshot=$(CURDIR)/reports/summary.png file://$(CURDIR)/reports/index.html; \
+	  status=$$?; rm -rf $$profile; exit $$status
 
 # headless Chromium for tests/test_report_browser.py; without it (no root, no sudo) that test is skipped, and fails in CI
 browser:

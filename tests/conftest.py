@@ -1,4 +1,4 @@
-"""Shared fixtures: pytester for the plugin tests; one report over constructed data, rendered once (it takes seconds)."""
+"""Shared fixtures: pytester for the plugin tests; one report over constructed data, rendered once (seconds)."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def verdict(plan: Plan, data: Data, target: Target | None = None, macs=None) -> 
             return f"{status_phrase(status, target)} no large-kernel embedding was measured against its 3x3 stem."
         meaning = {
             "holds": "the large-kernel patch embeddings do less work per unit of time than the 3x3 stems.",
-            "does_not_hold": "the large-kernel patch embeddings are at least as efficient per MAC as the 3x3 stems.",
+            "does_not_hold": "the large-kernel patch embeddings spend less time per MAC than the 3x3 stems here.",
             "inconclusive": "the interval straddles the threshold, so these measurements cannot tell.",
         }[status]
         return f"{status_phrase(status, target)} {p.sentence()}; {meaning}"
