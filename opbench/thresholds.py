@@ -48,9 +48,9 @@ THRESHOLDS: dict[str, Threshold] = {
             "obs4.difference",
             1.10,
             "Obs 4 holds when, for some activation, its latency relative to ReLU differs between two (device, "
-            "backend) pairs by more than this factor with disjoint intervals, or when two activations swap order "
-            "with disjoint intervals on both. It does not hold when every such ratio agrees within this factor even "
-            "at the ends of the intervals.",
+            "backend) pairs by more than this factor, the 95% interval of that difference included, or when two "
+            "activations swap order with disjoint intervals on both pairs. It does not hold when every such "
+            "difference stays within this factor, interval included.",
         ),
     )
 }
