@@ -1,13 +1,17 @@
-# `make bench` runs the suite and writes a result file; `make test` runs opbench's own tests and a smoke
-# run of every case. Both create .venv on first use, with the versions pinned in constraints.txt.
+# `make bench` runs the suite, writes a result file and renders reports/index.html; `make test` runs opbench's own
+# tests and a smoke run of every case. Both create .venv on first use, with the versions pinned in constraints.txt.
+# `make test` also installs Debian's chromium and chromium-driver when missing (the report's browser test).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Extra pytest options for the suite, e.g. make bench ARGS="--opbench-grid full --opbench-threads 2"
 ARGS ?=
+# Options for `opbench report`, e.g. make bench REPORT_ARGS="--backend ort-cpu"
+REPORT_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: bench test fidelity lint clean
+.PHONY: bench report screenshot test browser fidelity lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +19,28 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,coreml]"
 	touch $@
 
+# the report is rendered even when a case failed; the benchmarks' exit status is kept
 bench: $(STAMP)
-	$(BIN)/python -m pytest --benchmark-only cases/ $(ARGS)
+	$(BIN)/python -m pytest --benchmark-only cases/ $(ARGS); status=$$?; \
+	$(BIN)/opbench report $(REPORT_ARGS) && exit $$status
 
-test: $(STAMP)
+report: $(STAMP)
+	$(BIN)/opbench report $(REPORT_ARGS)
+
+# the top of reports/index.html (the summary matrix) as reports/summary.png, in headless Chromium
+screenshot: browser
+	profile=$$(mktemp -d) && chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-sync \
+	  --disable-background-networking --disable-component-update --user-data-dir=$$profile \
+	  --window-size=1400,1000 --screenshot=$(CURDIR)/reports/summary.png file://$(CURDIR)/reports/index.html; \
+	  status=$$?; rm -rf $$profile; exit $$status
+
+# headless Chromium for tests/test_report_browser.py; without it (no root, no sudo) that test is skipped, and fails in CI
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; } || \
+	echo "warning: could not install chromium and chromium-driver; the browser test will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest tests/
 	$(BIN)/python -m pytest cases/ --benchmark-disable -q $(ARGS)
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from opbench.errors import OpbenchError
 from opbench.observations import OBSERVATIONS, OVERHEAD_KEY, select_cases
+from opbench.results import DEFAULT_DIR
 from opbench.shapes import GRIDS
 
 
@@ -114,6 +115,57 @@ def add_export_import(sub) -> None:
     p.set_defaults(func=cmd_import)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from opbench.report import render  # matplotlib and jinja2 only when reporting
+
+    out = render(
+        args.paths or [DEFAULT_DIR],
+        args.out,
+        devices=args.device,
+        backends=args.backend,
+        baseline=args.baseline,
+        skip_invalid=args.skip_invalid,
+        progress=not args.quiet,
+    )
+    print(f"report written to {out} (tables: {out.parent}/*.csv)", file=sys.stderr)
+    return 0
+
+
+def add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="judge the four observations and write reports/index.html with its CSV tables",
+        description="Read result files (measured runs, imported device runs, published reference numbers), decide "
+        "each observation's verdict per (device, backend), and write one self-contained HTML report (figures "
+        "inline, opens from disk) plus the tables behind it as CSV in the same folder.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help=f"result files or folders searched for *.json (default: {DEFAULT_DIR}/)",
+    )
+    p.add_argument("--out", default="reports/index.html", help="the HTML file to write (default: %(default)s)")
+    p.add_argument(
+        "--device", action="append", metavar="NAME", help="only this device, by name or slug; glob; repeatable"
+    )
+    p.add_argument(
+        "--backend", action="append", metavar="NAME", help="only this backend, e.g. ort-cpu; glob; repeatable"
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="[DEVICE/]BACKEND",
+        help="what the cross-backend view divides by (default: the first pair)",
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip malformed result files with a warning (on stderr and in the report) instead of stopping",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar while figures render")
+    p.set_defaults(func=cmd_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection(p)
     p.set_defaults(func=cmd_list)
     add_export_import(sub)
+    add_report(sub)
     return parser
 
 

@@ -34,6 +34,7 @@ class RunState:
     unavailable: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
     written: str | None = None
+    report: str | None = None  # the path to render the report to (--opbench-report), then what happened
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,6 +52,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--opbench-grid", default="default", choices=list(GRIDS), help="stage shapes: default (L1) or full")
     group.addoption("--opbench-cases", default=None, help="only case ids matching this glob, e.g. 'obs3/*/c448*'")
     group.addoption("--opbench-cache-dir", default=str(DEFAULT_ROOT), help="exported artifacts (default: %(default)s)")
+    group.addoption(
+        "--opbench-report",
+        action="store_true",
+        help="after writing the result file, render the report over every result file in --opbench-results-dir",
+    )
+    group.addoption(
+        "--opbench-report-out",
+        default="reports/index.html",
+        help="where --opbench-report writes (default: %(default)s)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -71,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         pattern=pattern,
         device_name=config.getoption("opbench_device"),
         results_dir=config.getoption("opbench_results_dir"),
+        report=config.getoption("opbench_report_out") if config.getoption("opbench_report") else None,
     )
 
 
@@ -191,6 +203,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         unavailable_backends=state.unavailable,
     )
     state.written = str(write_run(run, state.results_dir))
+    if state.report:
+        from opbench.report import render  # matplotlib and jinja2 only when reporting
+
+        try:
+            state.report = f"report written to {render([state.results_dir], state.report)}"
+        except OpbenchError as exc:
+            state.report = f"report not written: {exc}"
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -205,3 +224,5 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             terminalreporter.write_line(f"{r['status']}: {r['case']} on {r['backend']}: {r['reason'][:300]}")
     where = f"results written to {state.written}" if state.written else "nothing timed, no result file written"
     terminalreporter.write_line(where)
+    if state.report and state.written:
+        terminalreporter.write_line(state.report)

@@ -6,7 +6,7 @@ that has only a median (an imported device number) gives a point estimate with n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,3 +87,39 @@ def ratio(
         rng=SEED,
     ).confidence_interval
     return Estimate(float(_median_ratio(a, b)), float(ci.low), float(ci.high))
+
+
+def of_medians(
+    samples: Sequence[Sequence[float] | None],
+    medians: Sequence[float | None],
+    statistic: Callable[[list[np.ndarray]], np.ndarray],
+) -> Estimate:
+    """A statistic of several independent sample sets' medians, with one joint bootstrap interval.
+
+    `statistic` receives the medians (one array per sample set, broadcastable) and returns the value, e.g. the
+    geometric mean of several ratios of medians. Sets shared by several ratios (a common baseline) are drawn
+    once per resample, so their correlation is kept. If any set has no samples, the statistic of the given
+    medians is a point estimate.
+    """
+    data = [_usable(s) for s in samples]
+    if any(d is None for d in data):
+        values = [float(np.median(d)) if d is not None else m for d, m in zip(data, medians, strict=True)]
+        if any(v is None for v in values):
+            raise ValueError("a statistic of medians needs samples or a median for every set")
+        return Estimate(float(statistic([np.asarray(v) for v in values])))
+
+    def on_resamples(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        return statistic([np.median(r, axis=axis) for r in resampled])
+
+    ci = stats.bootstrap(
+        tuple(data),
+        on_resamples,
+        confidence_level=CONFIDENCE,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        paired=False,
+        vectorized=True,
+        batch=500,
+        rng=SEED,
+    ).confidence_interval
+    return Estimate(float(on_resamples(*data)), float(ci.low), float(ci.high))

@@ -1,9 +1,10 @@
-"""What every observation module provides: its claim, its cases and the comparisons between them."""
+"""What every observation module provides: its claim, its cases, the comparisons between them and its verdict rule."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from opbench.case import Case
 
@@ -36,7 +37,13 @@ class Plan:
 
 @dataclass(frozen=True)
 class Observation:
+    """verdict(plan, data, target, macs) -> Verdict for one (device, backend); with across_targets,
+    verdict(plan, {target: data}, macs) -> Verdict across all of them (Obs 4). `rule` states it in words."""
+
     key: str
     title: str
     claim: str
     plan: Callable[[str], Plan]
+    verdict: Callable[..., Any] | None = None
+    rule: str = ""
+    across_targets: bool = False

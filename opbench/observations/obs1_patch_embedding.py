@@ -13,6 +13,7 @@ from opbench import blocks
 from opbench.case import image, make_case
 from opbench.observations.base import Observation, Plan
 from opbench.shapes import IMAGE
+from opbench.verdict import Data, Part, Status, Target, Verdict, compare, part, status_phrase, verdict_from_parts
 
 KEY = "obs1"
 EFFICIENTFORMER_STEM_WIDTHS = (48, 64, 96)  # L1, L3, L7
@@ -56,9 +57,42 @@ def plan(grid: str) -> Plan:
     return p
 
 
+RULE = (
+    "Holds when the large-kernel patch embeddings (DeiT-S and DeiT-T 16x16 s16, PoolFormer 7x7 s4) take more time "
+    "per MAC than the 3x3 stride-2 stems that reach the same output (LeViT, EfficientFormer): the geometric mean "
+    "of the three time-per-MAC ratios has its 95% interval above 1. Does not hold when the interval is below 1. "
+    "The kernel sweep (k = stride 2..16 against stacked 3x3) is supporting evidence, not part of the rule."
+)
+
+
+def verdict(plan: Plan, data: Data, target: Target | None = None, macs=None) -> Verdict:
+    """The rule above on one (device, backend)."""
+    primary = [c for c in plan.comparisons if c.candidate.family == "patch_embed"]
+    sweep = [c for c in plan.comparisons if c.candidate.family != "patch_embed"]
+    label = "time per MAC, large-kernel embedding / 3x3 stem"
+    parts = [part("large kernel per MAC", label, primary, data, "obs1.per_mac_ratio", "above", True, macs, target)]
+    threshold = (parts[0].threshold, "above")
+    supporting = [compare(c, data, "supporting", True, macs, threshold, target) for c in sweep]
+
+    def sentence(status: Status, parts: list[Part]) -> str:
+        p = parts[0]
+        if status == "not_measured":
+            return f"{status_phrase(status, target)} no large-kernel embedding was measured against its 3x3 stem."
+        meaning = {
+            "holds": "the large-kernel patch embeddings do less work per unit of time than the 3x3 stems.",
+            "does_not_hold": "the large-kernel patch embeddings spend less time per MAC than the 3x3 stems here.",
+            "inconclusive": "the interval straddles the threshold, so these measurements cannot tell.",
+        }[status]
+        return f"{status_phrase(status, target)} {p.sentence()}; {meaning}"
+
+    return verdict_from_parts(KEY, target, parts, supporting, sentence)
+
+
 OBSERVATION = Observation(
     key=KEY,
     title="Large-kernel patch embedding",
     claim="Patch embedding with large kernel and stride is a speed bottleneck on mobile devices.",
     plan=plan,
+    verdict=verdict,
+    rule=RULE,
 )

@@ -15,6 +15,7 @@ from opbench import blocks
 from opbench.case import image, make_case, tokens
 from opbench.observations.base import Observation, Plan
 from opbench.shapes import Stage, stages
+from opbench.verdict import Data, Part, Status, Target, Verdict, compare, part, status_phrase, verdict_from_parts
 
 KEY = "obs2"
 
@@ -113,6 +114,69 @@ def plan(grid: str) -> Plan:
     return p
 
 
+RULE = (
+    "Two parts, both needed. (1) Consistent dimension matters: in a last-stage (7x7) stage of Meta3D blocks with "
+    "4D<->3D reshapes around every block (LeViT style), the reshapes take more than 5% of the stage's time "
+    "(1 - consistent 3D stage / reshaped stage, 95% interval above 5%). (2) MHSA is not necessarily the bottleneck: "
+    "the Meta3D (MHSA) block's time per MAC is less than 2x the Meta4D (pool) block's at 7x7 (interval below 2). "
+    "Holds when both hold; does not hold when either clearly fails; inconclusive when an interval straddles its "
+    "threshold. Mixers alone, the reshape pair and the alternating layout are supporting evidence."
+)
+
+
+def verdict(plan: Plan, data: Data, target: Target | None = None, macs=None) -> Verdict:
+    """The rule above on one (device, backend)."""
+    reshaped = [
+        c for c in plan.comparisons if c.candidate.family == "stage" and c.candidate.variant.endswith("reshaped")
+    ]
+    blocks_ = [c for c in plan.comparisons if c.candidate.family == "block"]
+    rest = [c for c in plan.comparisons if c not in reshaped and c not in blocks_]
+    parts = [
+        part(
+            "reshape share",
+            "reshape share of the inconsistent stage",
+            reshaped,
+            data,
+            "obs2.reshape_share",
+            "above",
+            target=target,
+            unit="share",
+        ),
+        part(
+            "MHSA block per MAC",
+            "time per MAC, MHSA block / pool block",
+            blocks_,
+            data,
+            "obs2.mhsa_per_mac_ratio",
+            "below",
+            True,
+            macs,
+            target,
+        ),
+    ]
+    supporting = [compare(c, data, "supporting", target=target) for c in rest]
+
+    def sentence(status: Status, parts: list[Part]) -> str:
+        reshape, mhsa = parts
+        meaning = {
+            "holds": "the reshapes cost a visible share of the stage while MHSA itself is not the bottleneck, "
+            "so keeping the dimension consistent matters more than avoiding MHSA.",
+            "does_not_hold": (
+                "the reshapes are nearly free here, so a consistent dimension does not matter for speed."
+                if reshape.status == "does_not_hold"
+                else "MHSA itself is the bottleneck here, far less efficient per MAC than the pool block."
+            ),
+            "inconclusive": "an interval straddles its threshold, so these measurements cannot tell.",
+            "not_measured": "a part of the rule has no measurements.",
+        }[status]
+        meaning = meaning[0].upper() + meaning[1:]
+        if reshape.estimate is not None and reshape.estimate.value < 0:
+            meaning += " (A negative share: the stage with reshapes ran faster than the one kept 3D.)"
+        return f"{status_phrase(status, target)} {reshape.sentence()}; {mhsa.sentence()}. {meaning}"
+
+    return verdict_from_parts(KEY, target, parts, supporting, sentence)
+
+
 OBSERVATION = Observation(
     key=KEY,
     title="Token mixers and consistent dimensions",
@@ -121,4 +185,6 @@ OBSERVATION = Observation(
         "MHSA is not necessarily a speed bottleneck."
     ),
     plan=plan,
+    verdict=verdict,
+    rule=RULE,
 )

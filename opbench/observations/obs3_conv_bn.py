@@ -14,6 +14,7 @@ from opbench import blocks
 from opbench.case import image, make_case, tokens
 from opbench.observations.base import Observation, Plan
 from opbench.shapes import stages
+from opbench.verdict import Data, Part, Status, Target, Verdict, part, status_phrase, verdict_from_parts
 
 KEY = "obs3"
 
@@ -69,9 +70,44 @@ def plan(grid: str) -> Plan:
     return p
 
 
+RULE = (
+    "Two parts, both needed: LN + Linear (3D) and GroupNorm + Conv1x1 (4D) are each slower than Conv1x1 + BN at "
+    "matched shapes: the geometric mean of their latency ratios over every stage shape, projection and whole MLP, "
+    "has its 95% interval above 1. Does not hold when either interval is below 1; inconclusive when one straddles "
+    "1. The accuracy half of the claim is not a latency question and is not tested. Compare ort-cpu with "
+    "ort-cpu-noopt to see what folding BN is worth."
+)
+
+
+def verdict(plan: Plan, data: Data, target: Target | None = None, macs=None) -> Verdict:
+    """The rule above on one (device, backend)."""
+    ln = [c for c in plan.comparisons if c.candidate.variant == "ln_linear"]
+    gn = [c for c in plan.comparisons if c.candidate.variant.startswith("gn_")]
+    parts = [
+        part("LN-Linear", "latency, LN-Linear / Conv-BN", ln, data, "obs3.ratio", "above", target=target),
+        part("GN-Conv", "latency, GN-Conv / Conv-BN", gn, data, "obs3.ratio", "above", target=target),
+    ]
+
+    def sentence(status: Status, parts: list[Part]) -> str:
+        ln, gn = parts
+        meaning = {
+            "holds": "Conv-BN is the faster normalized projection here, as the paper found.",
+            "does_not_hold": "Conv-BN is not faster than "
+            + " and ".join(n for n, p in (("LN-Linear", ln), ("GN-Conv", gn)) if p.status == "does_not_hold")
+            + " here.",
+            "inconclusive": "an interval straddles 1, so these measurements cannot tell.",
+            "not_measured": "a part of the rule has no measurements.",
+        }[status]
+        return f"{status_phrase(status, target)} {ln.sentence()}; {gn.sentence()}. {meaning[0].upper()}{meaning[1:]}"
+
+    return verdict_from_parts(KEY, target, parts, [], sentence)
+
+
 OBSERVATION = Observation(
     key=KEY,
     title="CONV-BN against LN (GN)-Linear",
     claim="CONV-BN is more latency-favorable than LN (GN)-Linear and the accuracy drawback is generally acceptable.",
     plan=plan,
+    verdict=verdict,
+    rule=RULE,
 )

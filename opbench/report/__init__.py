@@ -1,0 +1,257 @@
+"""`opbench report`: result files -> reports/index.html (self-contained) and the CSV tables behind it.
+
+build.py turns runs into targets, measurements, verdicts and tables; figures.py draws them; templates/ holds
+the jinja2 page (autoescape on: every name from a result file is shown as text).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import jinja2
+from tqdm import tqdm
+
+from opbench import stats
+from opbench.report import build as building
+from opbench.report import figures
+from opbench.results import DEFAULT_DIR
+from opbench.thresholds import THRESHOLDS
+from opbench.verdict import STATUS_LABELS, Row, fmt
+
+DEFAULT_OUT = Path("reports/index.html")
+CSV_TABLES = {
+    "results.csv": building.results_table,
+    "verdicts.csv": building.verdicts_table,
+    "comparisons.csv": building.comparisons_table,
+    "cross_backend.csv": building.cross_backend_table,
+    "environment.csv": building.environment_table,
+    "published.csv": building.published_table,
+}
+STATUS_MARK = {"holds": "✓", "does_not_hold": "✗", "inconclusive": "?", "not_measured": "–"}
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def render(
+    paths: Iterable[Path | str] = (DEFAULT_DIR,),
+    out: Path | str = DEFAULT_OUT,
+    devices: list[str] | None = None,
+    backends: list[str] | None = None,
+    baseline: str | None = None,
+    skip_invalid: bool = False,
+    progress: bool = True,
+    warn: Callable[[str], None] = _stderr,
+) -> Path:
+    """Load, select, judge, draw and write the report; returns the HTML file's path."""
+    inputs = building.load_inputs(paths, skip_invalid, warn)
+    inputs = building.select(inputs, devices, backends)
+    report = building.build(inputs, baseline)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for name, table in CSV_TABLES.items():
+        _write(out.parent / name, table(report).to_csv(index=False))
+    html = _page(report, out.parent, progress)
+    _write(out, html)
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["fmt"] = fmt
+    env.filters["ms"] = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"
+    return env
+
+
+def _anchor(*parts: object) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(map(str, parts)).lower()).strip("-")
+
+
+def _heat(rel: float | None) -> str:
+    """Background for a relative latency: green faster, red slower than the baseline (log scale, +-4x)."""
+    if rel is None or not math.isfinite(rel) or rel <= 0:
+        return "#f4f4f4"
+    x = max(-1.0, min(1.0, math.log2(rel) / 2))
+    base, (r, g, b) = (255, 255, 255), ((214, 69, 65) if x > 0 else (56, 161, 105))
+    mix = [round(c0 + (c1 - c0) * abs(x) * 0.6) for c0, c1 in zip(base, (r, g, b), strict=True)]
+    return "#{:02x}{:02x}{:02x}".format(*mix)
+
+
+def _cell_keys(v, t, across: bool) -> list[str]:
+    """The numbers a summary cell shows: the key number, or each part's when the rule has several."""
+    if v is None:
+        return ["-"]
+    if across:
+        return [v.by_target.get(t, "no activation measured")]
+    if len(v.parts) > 1:
+        return [f"{p.name}: {fmt(p.estimate, p.unit, p.point_only)}" for p in v.parts]
+    return [v.key_text]
+
+
+def _row_view(row: Row | None) -> dict:
+    if row is None:
+        return {"text": "-", "status": "", "mark": "", "title": ""}
+    if row.estimate is None:
+        return {"text": "missing", "status": "not_measured", "mark": "", "title": "; ".join(row.missing)}
+    status = row.status or ""
+    return {
+        "text": fmt(row.estimate, point_only=row.point_only),
+        "status": status,
+        "mark": STATUS_MARK.get(status, ""),
+        "title": f"{STATUS_LABELS.get(status, 'supporting evidence')}; {row.candidate} / {row.baseline}",
+    }
+
+
+def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
+    targets = report.targets
+    comparisons = [(o, c) for o in report.observations for c in report.plans[o.key].comparisons]
+    tasks = len(comparisons) + 1
+    bar = tqdm(total=tasks, desc="opbench report: figures", unit="fig", file=sys.stderr, disable=not progress)
+    sections = []
+    for obs in report.observations:
+        plan = report.plans[obs.key]
+        verdicts = report.verdicts[obs.key]
+        rows: dict[str, dict] = {}
+        for v in verdicts:
+            for row in v.rows:
+                t = row.target or v.target
+                entry = rows.setdefault(row.comparison, {"role": row.role, "metric": row.metric, "cells": {}})
+                entry["cells"][t] = row
+        figs = []
+        for c in plan.comparisons:
+            figs.append(
+                {
+                    "name": c.name,
+                    "role": rows.get(c.name, {}).get("role", ""),
+                    "uri": figures.comparison_figure(report, c, targets) if targets else None,
+                    "baseline": c.baseline.id,
+                    "candidate": c.candidate.id,
+                }
+            )
+            bar.update()
+        cases = []
+        for case in plan.cases:
+            info = report.case_info(case.id)
+            on = [t for t in targets if case.id in report.data[t] and report.data[t][case.id].ok]
+            problems = [
+                f"{t.label}: {report.data[t][case.id].why_missing()}"
+                for t in targets
+                if case.id in report.data[t] and not report.data[t][case.id].ok
+            ]
+            cases.append(
+                {
+                    "id": case.id,
+                    "description": case.description,
+                    "shape": "x".join(map(str, info["input_shape"] or case.input_shape)),
+                    "mmacs": f"{info['macs'] / 1e6:,.1f}" if info["macs"] else "-",
+                    "measured_on": len(on),
+                    "problems": problems,
+                }
+            )
+        sections.append(
+            {
+                "obs": obs,
+                "anchor": obs.key,
+                "verdicts": [
+                    {"v": v, "anchor": _anchor(obs.key, v.target.device, v.target.backend) if v.target else obs.key}
+                    for v in verdicts
+                ],
+                "thresholds": [t for k, t in THRESHOLDS.items() if k.startswith(obs.key + ".")],
+                "rows": [
+                    {"name": name, **entry, "views": [_row_view(entry["cells"].get(t)) for t in targets]}
+                    for name, entry in rows.items()
+                ],
+                "figures": figs,
+                "sweep": figures.sweep_figure(report, plan, targets) if obs.key == "obs1" and targets else None,
+                "cases": cases,
+            }
+        )
+    bar.update()
+    bar.close()
+
+    summary = []
+    for obs in report.observations:
+        cells = []
+        for t in targets:
+            v = report.verdict(obs.key, t)
+            across = v is not None and v.target is None
+            cells.append(
+                {
+                    "status": v.status if v else "not_measured",
+                    "label": v.status_label if v else "not measured",
+                    "numbers": _cell_keys(v, t, across),
+                    "key_label": "activation latency / ReLU, alone" if across else (v.key_label if v else ""),
+                    "needs_another": across and v.status == "inconclusive" and len(v.by_target) < 2,
+                    "anchor": obs.key if across else _anchor(obs.key, t.device, t.backend),
+                }
+            )
+        summary.append({"obs": obs, "cells": cells})
+
+    cross = building.cross_backend_table(report)
+    cross_rows = []
+    for record in cross.to_dict("records"):
+        cells = []
+        for t in targets:
+            rel, ms = record[f"{t.device}/{t.backend} rel"], record[f"{t.device}/{t.backend} ms"]
+            ok = not math.isnan(rel) if isinstance(rel, float) else rel is not None
+            cells.append(
+                {
+                    "text": f"{rel:.2f}" if ok else ("-" if math.isnan(ms) else "no base"),
+                    "title": "" if math.isnan(ms) else f"{ms:.4g} ms",
+                    "bg": _heat(rel if ok else None),
+                }
+            )
+        cross_rows.append({"case": record["case"], "cells": cells})
+
+    published = building.published_table(report)
+    environment = building.environment_table(report)
+    unavailable = sorted(
+        {
+            f"{r.run['device']['name']}: {k}: {v}"
+            for r in report.inputs.runs
+            for k, v in (r.run.get("unavailable_backends") or {}).items()
+        }
+    )
+    context = {
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "report": report,
+        "targets": targets,
+        "target_sources": {t: building.SOURCE_LABELS.get(t.source, t.source) for t in targets},
+        "summary": summary,
+        "sections": sections,
+        "cross_rows": cross_rows,
+        "baseline": report.baseline,
+        "published": published.to_dict("records"),
+        "published_columns": list(published.columns),
+        "environment": environment.to_dict("records"),
+        "environment_columns": list(environment.columns),
+        "thresholds": list(THRESHOLDS.values()),
+        "skipped": report.inputs.skipped,
+        "unavailable": unavailable,
+        "missing_observations": report.missing_observations(),
+        "csv_files": list(CSV_TABLES),
+        "out_dir": str(out_dir),
+        "confidence": stats.CONFIDENCE,
+        "resamples": stats.RESAMPLES,
+        "status_labels": STATUS_LABELS,
+    }
+    return _environment().get_template("index.html.j2").render(**context)

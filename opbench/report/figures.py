@@ -1,0 +1,133 @@
+"""matplotlib figures for the report, returned as inline PNG data URIs (no files, no network).
+
+Figures are drawn on matplotlib.figure.Figure directly (Agg canvas, no pyplot state), so rendering is
+independent of any interactive backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import textwrap
+
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from opbench.observations.base import Comparison, Plan
+from opbench.report.build import Report
+from opbench.stats import Estimate
+from opbench.verdict import Target
+
+BASELINE_COLOR = "#8c96a3"
+CANDIDATE_COLOR = "#2b6cb0"
+PALETTE = ("#2b6cb0", "#dd6b20", "#2f855a", "#9b2c2c", "#6b46c1", "#b7791f", "#0987a0", "#d53f8c")
+DPI = 96
+
+
+def _text(label: str, width: int = 0) -> str:
+    """A label as plain text: '$' would start matplotlib mathtext; long labels are wrapped or cut."""
+    label = label.replace("$", r"\$")
+    if width and len(label) > width:
+        label = "\n".join(textwrap.wrap(label, width)[:2])
+    return label
+
+
+def data_uri(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _unit(values: list[float]) -> tuple[float, str]:
+    top = max(values, default=1.0)
+    return (1e6, "µs") if top < 1e-3 else (1e3, "ms") if top < 1 else (1.0, "s")
+
+
+def _err(e: Estimate, scale: float) -> tuple[float, float]:
+    if not e.has_interval:
+        return (0.0, 0.0)
+    return (max(e.value - e.low, 0.0) * scale, max(e.high - e.value, 0.0) * scale)
+
+
+def comparison_figure(report: Report, comparison: Comparison, targets: list[Target]) -> str | None:
+    """Baseline and candidate median latency with 95% intervals, one pair of bars per (device, backend)."""
+    lat = {
+        (t, which): report.latency(t, case.id)
+        for t in targets
+        for which, case in (("base", comparison.baseline), ("cand", comparison.candidate))
+    }
+    values = [e.high if e.has_interval else e.value for e in lat.values() if e is not None]
+    if not values:
+        return None
+    scale, unit = _unit(values)
+    fig = Figure(figsize=(5.6, 0.75 + 0.55 * len(targets)))
+    ax = fig.add_subplot()
+    height = 0.38
+    for i, t in enumerate(targets):
+        for offset, which, color in ((-height / 2, "base", BASELINE_COLOR), (height / 2, "cand", CANDIDATE_COLOR)):
+            e = lat[t, which]
+            y = i + offset
+            if e is None:
+                ax.text(0, y, " missing", va="center", fontsize=8, color="#9b2c2c")
+                continue
+            low, high = _err(e, scale)
+            ax.barh(y, e.value * scale, height, color=color, xerr=[[low], [high]], capsize=2, error_kw={"lw": 0.8})
+    ax.set_yticks(range(len(targets)), [_text(t.label, 34) for t in targets], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"median latency ({unit}), 95% interval", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.set_xlim(left=0)
+    handles = [
+        Patch(color=BASELINE_COLOR, label=_text("baseline: " + comparison.baseline.id, 60)),
+        Patch(color=CANDIDATE_COLOR, label=_text("candidate: " + comparison.candidate.id, 60)),
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28 - 0.1 / len(targets)))
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return data_uri(fig)
+
+
+def sweep_figure(report: Report, plan: Plan, targets: list[Target]) -> str | None:
+    """Obs 1's kernel sweep: achieved GMAC/s against kernel size, the large kernel and its 3x3 stack, per target."""
+    sweep = [c for c in plan.comparisons if c.candidate.family == "sweep"]
+    if not sweep:
+        return None
+    kernels = [int(re.search(r"k(\d+)", c.candidate.variant).group(1)) for c in sweep]  # patch_k{k}s{k}
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot()
+    drawn = False
+    for i, t in enumerate(targets):
+        color = PALETTE[i % len(PALETTE)]
+        for which, style, name in (("candidate", "-o", "k x k, stride k"), ("baseline", "--s", "stacked 3x3 s2")):
+            xs, ys, lows, highs = [], [], [], []
+            for k, c in zip(kernels, sweep, strict=True):
+                case = getattr(c, which)
+                e, macs = report.latency(t, case.id), report.case_info(case.id)["macs"]
+                if e is None or not macs:
+                    continue
+                rate = macs / e.value / 1e9
+                xs.append(k)
+                ys.append(rate)
+                lows.append(rate - macs / e.high / 1e9 if e.has_interval else 0.0)
+                highs.append(macs / e.low / 1e9 - rate if e.has_interval else 0.0)
+            if xs:
+                drawn = True
+                ax.errorbar(
+                    xs, ys, yerr=[lows, highs], fmt=style, color=color, ms=4, lw=1.2, capsize=2,
+                    label=_text(f"{t.label}: {name}", 60),
+                )  # fmt: skip
+    if not drawn:
+        return None
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(kernels, [str(k) for k in kernels])
+    ax.set_xlabel("kernel size k (= stride) of the patch embedding; the 3x3 stack reaches the same output", fontsize=8)
+    ax.set_ylabel("achieved GMAC/s (higher is better)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return data_uri(fig)

@@ -1,0 +1,82 @@
+"""Builders of constructed results: samples whose answer is known, as Measured data or as result files."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from opbench.case import Case
+from opbench.observations import plans
+from opbench.results import new_run, slugify, write_run
+from opbench.verdict import Measured
+
+MACS = 1_000_000  # the same for every constructed case, so a time-per-MAC ratio equals the latency ratio
+_seeds = itertools.count(1)
+MARKUP_DEVICE = "Lab <b>box</b> <script>alert('x')</script> $5"  # a device name that must show as text
+
+
+def samples(median_s: float, n: int = 60, spread: float = 0.01, seed: int | None = None) -> tuple[float, ...]:
+    """n samples around median_s with a relative spread (log-normal), reproducible."""
+    rng = np.random.default_rng(next(_seeds) if seed is None else seed)
+    return tuple(float(x) for x in median_s * np.exp(rng.normal(0.0, spread, n)))
+
+
+def measured(plan_key: str, latency: Callable[[Case], float | None], spread: float = 0.01) -> dict[str, Measured]:
+    """Measured data for every case of an observation's default plan; latency(case) None leaves a case out."""
+    data = {}
+    for case in plans("default", [plan_key])[plan_key].cases:
+        t = latency(case)
+        if t is not None:
+            s = samples(t, spread=spread)
+            data[case.id] = Measured(case.id, "ok", samples=s, median_s=float(np.median(s)), macs=MACS)
+    return data
+
+
+def metadata(case: Case) -> dict:
+    """What a result records about its case, without counting MACs (that runs the module)."""
+    return {
+        "case": case.id,
+        "observation": case.observation,
+        "family": case.family,
+        "variant": case.variant,
+        "params": dict(case.params),
+        "input_shape": list(case.input_shape),
+        "macs": MACS,
+    }
+
+
+def result(case: Case, backend: str, median_s: float | None, status: str = "ok", spread: float = 0.02) -> dict:
+    """One result entry as the plugin writes it (median_s None: unsupported, no stats)."""
+    stats = None
+    if status == "ok" and median_s is not None:
+        data = np.asarray(samples(median_s, n=40, spread=spread))
+        stats = {"median_s": float(np.median(data)), "rounds": int(data.size), "samples_s": data.tolist()}
+    return {
+        **metadata(case),
+        "backend": backend,
+        "status": status,
+        "reason": "" if status == "ok" else "constructed: the exporter refused this case",
+        "stats": stats,
+    }
+
+
+def make_run(device: str, results: list[dict], source: str = "pytest-benchmark", **extra) -> dict:
+    info = {"name": device, "slug": slugify(device) if any(c.isalnum() for c in device) else "device", "kind": "host"}
+    info.update({"cpu": "constructed cpu", "cores": 2, "memory_gb": 8.0, "os": "TestOS"})
+    return new_run(info, results, source, {"threads": 1, "grid": "default", "warmup": True}, **extra)
+
+
+def all_results(backend: str, speed: float = 1.0, keys: tuple[str, ...] = ("obs1", "obs2", "obs3", "obs4")) -> list:
+    """Every case of the chosen observations on one backend; latency from the case's position, scaled."""
+    out = []
+    for key in keys:
+        for i, case in enumerate(plans("default", [key])[key].cases):
+            out.append(result(case, backend, speed * 1e-4 * (1 + (i % 7) / 3)))
+    return out
+
+
+def write(run: dict, folder: Path) -> Path:
+    return write_run(run, folder)

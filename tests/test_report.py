@@ -1,0 +1,255 @@
+"""`opbench report`: rendering, partial data, escaping, malformed files, published and imported numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from builders import all_results, make_run, result, write
+
+from opbench.cli import main
+from opbench.errors import OpbenchError
+from opbench.observations import OBSERVATIONS, plans
+from opbench.report import render
+from opbench.thresholds import THRESHOLDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def cases_of(key: str):
+    return plans("default", [key])[key].cases
+
+
+# ---- a small real result file, written by the plugin, rendered by --opbench-report ----
+
+
+def test_plugin_writes_a_real_result_file_and_renders_the_report(tmp_path: Path):
+    out = tmp_path / "reports" / "index.html"
+    command = [
+        sys.executable, "-m", "pytest", "--benchmark-only", "-q", "-p", "no:cacheprovider",
+        "cases/test_obs3_conv_bn.py", "cases/test_obs4_nonlinearity.py",
+        "--opbench-cases", "obs[34]/*/*/c*_h7", "--opbench-backends", "torch-eager",
+        "--benchmark-max-time=0.005", "--benchmark-min-rounds=5", "--benchmark-warmup-iterations=1",
+        "--opbench-results-dir", str(tmp_path / "results"), "--opbench-cache-dir", str(tmp_path / "cache"),
+        "--opbench-report", "--opbench-report-out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"report written to {out}" in done.stdout
+    (result_file,) = (tmp_path / "results").rglob("*.json")
+    run = json.loads(result_file.read_text())
+    assert {r["status"] for r in run["results"]} == {"ok"} and len(run["results"]) == 16
+    html = read(out)
+    assert 'id="summary-matrix"' in html and run["device"]["name"] in html
+    verdicts = pd.read_csv(out.parent / "verdicts.csv")
+    by_obs = dict(zip(verdicts["observation"], verdicts["status"], strict=True))
+    assert by_obs["obs1"] == "not measured" and by_obs["obs2"] == "not measured"
+    assert by_obs["obs3"] != "not measured"  # measured on the L1 S4 shapes
+    assert by_obs["obs4"] == "inconclusive" and "needs another backend" in html
+    results = pd.read_csv(out.parent / "results.csv")
+    assert len(results) == 16 and results["median_ms_low"].notna().all()
+
+
+# ---- the full report over constructed data (two pairs, every observation) ----
+
+
+def test_full_report_has_every_section_figure_and_table(full_report: Path):
+    html = read(full_report)
+    for anchor in ("summary-matrix", "obs1", "obs2", "obs3", "obs4", "cross", "published", "environment", "method"):
+        assert f'id="{anchor}"' in html
+    comparisons = sum(len(p.comparisons) for p in plans("default").values())
+    assert html.count('<img src="data:image/png;base64,') == comparisons + 1  # + the kernel sweep
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing to fetch
+    for key in THRESHOLDS:
+        assert key in html
+    for observation in OBSERVATIONS.values():
+        assert observation.claim in html and observation.title in html
+    for name in ("results", "verdicts", "comparisons", "cross_backend", "environment", "published"):
+        assert (full_report.parent / f"{name}.csv").exists()
+    verdicts = pd.read_csv(full_report.parent / "verdicts.csv")
+    assert len(verdicts) == 3 * 2 + 1  # obs1-3 per pair, obs4 across both
+    assert (verdicts["status"] != "not measured").all()
+    obs4 = verdicts[verdicts["observation"] == "obs4"].iloc[0]
+    assert obs4["device"] == "(all pairs)" and "needs another backend" not in obs4["explanation"]
+
+
+def test_device_names_with_markup_are_shown_as_text(full_report: Path):
+    html = read(full_report)
+    assert "<script>alert" not in html and "<b>box</b>" not in html
+    assert "Lab &lt;b&gt;box&lt;/b&gt; &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; $5" in html
+
+
+def test_metric_and_cases_tables_carry_numbers_and_case_ids(full_report: Path):
+    html = read(full_report)
+    assert "obs1/patch_embed/deit_k16s16/c384" in html and "1x3x224x224" in html
+    comparisons = pd.read_csv(full_report.parent / "comparisons.csv")
+    assert comparisons["value_low"].notna().any() and set(comparisons["observation"]) == set(OBSERVATIONS)
+
+
+# ---- partial data ----
+
+
+def test_partial_data_renders_and_says_what_is_missing(tmp_path: Path):
+    obs3 = cases_of("obs3")
+    results = [result(c, "torch-eager", 1e-4 * (1.3 if c.variant == "ln_linear" else 1.0)) for c in obs3]
+    results[0] = result(obs3[0], "torch-eager", None, status="unsupported")
+    write(make_run("Only Host", results), tmp_path / "runs")
+    out = render([tmp_path / "runs"], tmp_path / "r" / "index.html", progress=False)
+    html = read(out)
+    assert "What is missing" in html
+    for key in ("obs1", "obs2", "obs4"):
+        assert f"{OBSERVATIONS[key].title}: not measured on any" in html
+    assert "constructed: the exporter refused this case" in html  # the unsupported case's reason
+    assert f"{obs3[0].id}: unsupported" in html
+    verdicts = pd.read_csv(out.parent / "verdicts.csv")
+    assert set(verdicts[verdicts["observation"] != "obs3"]["status"]) == {"not measured"}
+    assert verdicts[verdicts["observation"] == "obs3"]["missing"].item() == 1
+
+
+def test_single_backend_obs4_needs_another_backend(tmp_path: Path):
+    write(make_run("Only Host", all_results("torch-eager", keys=("obs4",))), tmp_path / "runs")
+    html = read(render([tmp_path / "runs"], tmp_path / "r" / "index.html", progress=False))
+    assert "inconclusive: needs another backend" in html
+
+
+# ---- malformed files ----
+
+
+def _good_and_bad(tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / "device_results"
+    write(make_run("Host", all_results("torch-eager", keys=("obs3",))), folder)
+    bad = folder / "broken" / "bad-run.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"schema": "opbench-results/1", "run_id": "x", "results": [')
+    return folder, bad
+
+
+def test_a_malformed_file_is_named_and_stops_the_report(tmp_path: Path, capsys):
+    folder, bad = _good_and_bad(tmp_path)
+    out = tmp_path / "reports" / "index.html"
+    with pytest.raises(OpbenchError, match="bad-run.json") as caught:
+        render([folder], out, progress=False)
+    assert "--skip-invalid" in str(caught.value)
+    assert main(["report", str(folder), "--out", str(out), "-q"]) == 2
+    assert str(bad) in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_schema_invalid_file_is_named(tmp_path: Path):
+    folder, bad = _good_and_bad(tmp_path)
+    bad.write_text(json.dumps({"schema": "opbench-results/1", "run_id": "x", "results": []}))
+    with pytest.raises(OpbenchError, match=r"bad-run.json: not a valid opbench result file"):
+        render([folder], tmp_path / "index.html", progress=False)
+
+
+def test_skip_invalid_warns_on_stderr_and_in_the_report(tmp_path: Path, capsys):
+    folder, bad = _good_and_bad(tmp_path)
+    out = tmp_path / "reports" / "index.html"
+    assert main(["report", str(folder), "--out", str(out), "--skip-invalid", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: skipped an invalid result file" in err and str(bad) in err
+    html = read(out)
+    assert "invalid result file(s) were skipped" in html and "bad-run.json" in html
+
+
+def test_no_result_files_is_a_clear_error(tmp_path: Path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "i.html")]) == 2
+    assert "no result files" in capsys.readouterr().err
+
+
+# ---- published and imported numbers ----
+
+
+def _published_run() -> dict:
+    results = [
+        {
+            "case": f"models/efficientformer_{name}",
+            "observation": "models",
+            "family": "model",
+            "variant": f"efficientformer_{name}",
+            "backend": "coreml",
+            "status": "ok",
+            "stats": {"median_s": ms / 1e3},
+            "reference": {
+                "source": "EfficientFormer README",
+                "protocol": "coreml-performance, mean of 500",
+                "tag": tag,
+            },
+        }
+        for name, ms, tag in (("l1", 1.6, "[repo]"), ("l3", 3.0, "[repo]"))
+    ]
+    run = make_run("iPhone 12 (published)", results, source="reference")
+    run["device"].update(slug="iphone-12-published", kind="phone")
+    return run
+
+
+def test_published_numbers_are_labelled_and_never_judged(tmp_path: Path):
+    folder = tmp_path / "device_results"
+    write(make_run("Host", all_results("torch-eager", keys=("obs3",))), folder)
+    write(_published_run(), folder / "reference")
+    out = render([folder], tmp_path / "r" / "index.html", progress=False)
+    html = read(out)
+    published = html.split('id="published"')[1].split('id="environment"')[0]
+    assert "iPhone 12 (published)" in published and "1.6 (published)" in published
+    assert "coreml-performance, mean of 500" in published and "models/efficientformer_l1" in published
+    summary = html.split('id="summary-matrix"')[1].split("</table>")[0]
+    assert "iPhone 12" not in summary and "coreml" not in summary
+    verdicts = pd.read_csv(out.parent / "verdicts.csv")
+    assert "iPhone 12 (published)" not in set(verdicts["device"])
+    table = pd.read_csv(out.parent / "published.csv")
+    assert list(table["published_ms"]) == [1.6, 3.0]
+    selected = render([folder], tmp_path / "s" / "index.html", devices=["host"], progress=False)
+    assert "1.6 (published)" in read(selected)  # a device selection still shows the published numbers
+
+
+def test_imported_runs_are_their_own_device_with_point_estimates(tmp_path: Path):
+    folder = tmp_path / "device_results"
+    write(make_run("Host", all_results("torch-eager", keys=("obs3",))), folder)
+    imported = all_results("coreml", keys=("obs3",))
+    for r in imported:
+        r["stats"] = {"median_s": r["stats"]["median_s"]}  # a median alone
+    write(make_run("iPhone 12", imported, source="import"), folder)
+    out = render([folder], tmp_path / "r" / "index.html", progress=False)
+    summary = read(out).split('id="summary-matrix"')[1].split("</table>")[0]
+    assert "iPhone 12" in summary and "(imported)" in summary and "point estimate" in summary
+    verdicts = pd.read_csv(out.parent / "verdicts.csv")
+    phone = verdicts[(verdicts["device"] == "iPhone 12") & (verdicts["observation"] == "obs3")].iloc[0]
+    assert phone["point_estimate"] and pd.isna(phone["key_low"])
+
+
+# ---- selection and the command line ----
+
+
+def test_device_and_backend_selection(tmp_path: Path):
+    folder = tmp_path / "device_results"
+    write(make_run("Host", all_results("torch-eager", keys=("obs3",)) + all_results("ort-cpu", keys=("obs3",))), folder)
+    out = render([folder], tmp_path / "r" / "index.html", backends=["ort-*"], progress=False)
+    assert set(pd.read_csv(out.parent / "results.csv")["backend"]) == {"ort-cpu"}
+    with pytest.raises(OpbenchError, match="devices: host; backends: ort-cpu, torch-eager"):
+        render([folder], tmp_path / "r" / "index.html", devices=["phone"], progress=False)
+    with pytest.raises(OpbenchError, match="--baseline"):
+        render([folder], tmp_path / "r" / "index.html", baseline="coreml", progress=False)
+
+
+def test_report_help_explains_the_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = capsys.readouterr().out
+    for option in ("PATH", "--out", "--device", "--backend", "--baseline", "--skip-invalid", "--quiet"):
+        assert option in text
+
+
+def test_progress_is_shown_while_figures_render(tmp_path: Path, capsys):
+    write(make_run("Host", all_results("torch-eager", keys=("obs3",))), tmp_path / "runs")
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r" / "index.html")]) == 0
+    err = capsys.readouterr().err
+    assert "opbench report: figures" in err and "report written to" in err

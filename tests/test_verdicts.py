@@ -1,0 +1,238 @@
+"""Verdict rules on constructed samples whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from builders import MACS, measured, samples
+
+from opbench import stats
+from opbench.observations import OBSERVATIONS, plans
+from opbench.stats import Estimate
+from opbench.thresholds import THRESHOLDS
+from opbench.verdict import Measured, Target, decide, fmt
+
+TORCH = Target("host", "torch-eager", "Host")
+ORT = Target("host", "ort-cpu", "Host")
+PHONE = Target("phone", "coreml", "Phone", "import")
+
+
+def judge(key: str, data: dict, target: Target = TORCH):
+    return OBSERVATIONS[key].verdict(plans("default", [key])[key], data, target)
+
+
+# ---- the statistics underneath ----
+
+
+def test_of_medians_matches_the_ratio_of_two_medians():
+    a, b = np.asarray(samples(2e-3, spread=0.05)), np.asarray(samples(1e-3, spread=0.05))
+    joint = stats.of_medians([a, b], [None, None], lambda m: m[0] / m[1])
+    single = stats.ratio(a, b)
+    assert joint.value == pytest.approx(single.value)
+    assert joint.low == pytest.approx(single.low, rel=0.02) and joint.high == pytest.approx(single.high, rel=0.02)
+    assert joint.low < 2.0 < joint.high
+
+
+def test_of_medians_without_samples_is_a_point_estimate():
+    e = stats.of_medians([np.asarray(samples(2e-3)), None], [None, 1e-3], lambda m: m[0] / m[1])
+    assert not e.has_interval and e.value == pytest.approx(2.0, rel=0.01)
+
+
+def test_decide_straddles_and_sides():
+    assert decide(Estimate(1.5, 1.2, 1.8), 1.0, "above") == "holds"
+    assert decide(Estimate(0.8, 0.7, 0.9), 1.0, "above") == "does_not_hold"
+    assert decide(Estimate(1.05, 0.95, 1.15), 1.0, "above") == "inconclusive"
+    assert decide(Estimate(1.5, 1.2, 1.8), 2.0, "below") == "holds"
+    assert decide(None, 1.0, "above") == "not_measured"
+
+
+# ---- Obs 1: large-kernel embedding slower per MAC ----
+
+
+def obs1_latency(patch: float):
+    """Patch embeddings `patch` times the stems (same MACs everywhere, so per MAC = latency ratio)."""
+    return lambda case: 1e-3 * (patch if case.family in ("patch_embed",) or "patch_k" in case.variant else 1.0)
+
+
+def test_obs1_clear_holds():
+    v = judge("obs1", measured("obs1", obs1_latency(3.0)))
+    assert v.status == "holds"
+    assert v.key.value == pytest.approx(3.0, rel=0.02) and v.key.low > 1.0
+    assert "obs1/patch_embed/deit_k16s16/c384" in v.case_ids and "obs1/stem/levit/c256" in v.case_ids
+    assert "Holds on Host / torch-eager" in v.explanation and "3.0" in v.explanation
+    assert not v.missing
+
+
+def test_obs1_clear_does_not_hold():
+    v = judge("obs1", measured("obs1", obs1_latency(0.4)))
+    assert v.status == "does_not_hold"
+    assert v.key.high < 1.0
+
+
+def test_obs1_interval_straddling_the_threshold_is_inconclusive():
+    # every case drawn from the same noisy distribution: ratios near 1 with intervals around it
+    v = judge("obs1", measured("obs1", lambda c: 1e-3, spread=0.3))
+    assert v.status == "inconclusive", v.explanation
+    assert v.key.low < 1.0 < v.key.high
+    assert "cannot tell" in v.explanation
+
+
+def test_obs1_per_mac_uses_the_macs():
+    data = measured("obs1", obs1_latency(1.0))  # same latency ...
+    for cid, m in list(data.items()):
+        if "/patch_embed/" in cid:  # ... for a quarter of the work: 4x the time per MAC
+            data[cid] = Measured(cid, "ok", samples=m.samples, median_s=m.median_s, macs=MACS // 4)
+    v = judge("obs1", data)
+    assert v.status == "holds" and v.key.value == pytest.approx(4.0, rel=0.03)
+
+
+def test_obs1_missing_cases_are_not_measured_and_listed():
+    v = judge("obs1", {})
+    assert v.status == "not_measured" and v.key is None
+    assert any(m == "obs1/patch_embed/deit_k16s16/c384: not in any result" for m in v.missing)
+
+
+def test_obs1_unsupported_case_is_missing_with_its_reason_and_the_rest_still_judged():
+    data = measured("obs1", obs1_latency(3.0))
+    data["obs1/patch_embed/deit_k16s16/c384"] = Measured("obs1/patch_embed/deit_k16s16/c384", "unsupported", "no op")
+    v = judge("obs1", data)
+    assert v.status == "holds"
+    assert "obs1/patch_embed/deit_k16s16/c384: unsupported (no op)" in v.missing
+    assert "Missing from this verdict" in v.explanation
+
+
+def test_median_only_results_give_a_marked_point_estimate():
+    data = {
+        cid: Measured(cid, "ok", median_s=m.median_s, macs=MACS)
+        for cid, m in measured("obs1", obs1_latency(2.0)).items()
+    }
+    v = judge("obs1", data, PHONE)
+    assert v.status == "holds" and v.point_only and not v.key.has_interval
+    assert "point estimate" in v.key_text and "point estimate" in v.explanation
+
+
+# ---- Obs 2: reshapes cost a share of the stage, MHSA not a bottleneck ----
+
+
+def obs2_latency(reshaped: float, mhsa_block: float):
+    def latency(case):
+        if case.family == "stage" and case.variant == "meta3d_reshaped":
+            return 1e-3 * reshaped
+        if case.family == "block" and case.variant == "meta3d":
+            return 1e-3 * mhsa_block
+        return 1e-3
+
+    return latency
+
+
+def test_obs2_holds_when_reshapes_cost_and_mhsa_is_cheap():
+    v = judge("obs2", measured("obs2", obs2_latency(1.5, 1.2)))
+    assert v.status == "holds", v.explanation
+    assert v.key_unit == "share" and v.key.value == pytest.approx(1 / 3, rel=0.05)
+    assert [p.status for p in v.parts] == ["holds", "holds"]
+
+
+def test_obs2_does_not_hold_when_reshapes_are_free():
+    v = judge("obs2", measured("obs2", obs2_latency(1.0, 1.2), spread=0.005))
+    assert v.status == "does_not_hold", v.explanation
+    assert v.parts[0].status == "does_not_hold" and "nearly free" in v.explanation
+
+
+def test_obs2_does_not_hold_when_mhsa_is_the_bottleneck():
+    v = judge("obs2", measured("obs2", obs2_latency(1.5, 5.0)))
+    assert v.status == "does_not_hold" and v.parts[1].status == "does_not_hold"
+    assert "MHSA itself is the bottleneck" in v.explanation
+
+
+def test_obs2_missing_part_is_not_measured():
+    latency = obs2_latency(1.5, 1.2)
+    v = judge("obs2", measured("obs2", lambda c: None if c.family == "block" else latency(c)))
+    assert v.status == "not_measured" and v.parts[0].status == "holds"
+    assert any(m.startswith("obs2/block/meta3d") for m in v.missing)
+
+
+# ---- Obs 3: Conv-BN faster than LN-Linear and GN-Conv ----
+
+
+def obs3_latency(ln: float, gn: float):
+    return lambda c: 1e-3 * (ln if c.variant == "ln_linear" else gn if c.variant.startswith("gn_") else 1.0)
+
+
+def test_obs3_clear_holds():
+    v = judge("obs3", measured("obs3", obs3_latency(1.3, 1.2)))
+    assert v.status == "holds"
+    assert v.key.value == pytest.approx(1.3, rel=0.02) and v.key.low > THRESHOLDS["obs3.ratio"].value
+    assert len(v.parts[0].measured_rows) == 8  # 4 stages x (projection, MLP)
+
+
+def test_obs3_does_not_hold_when_ln_linear_is_faster():
+    v = judge("obs3", measured("obs3", obs3_latency(0.8, 1.2)))
+    assert v.status == "does_not_hold" and "LN-Linear" in v.explanation
+
+
+def test_obs3_straddling_is_inconclusive():
+    v = judge("obs3", measured("obs3", obs3_latency(1.3, 1.0), spread=0.3))
+    assert v.status == "inconclusive", v.explanation
+
+
+# ---- Obs 4: across (device, backend) pairs ----
+
+
+def obs4_data(hardswish: float, spread: float = 0.01):
+    return measured("obs4", lambda c: 1e-4 * (hardswish if c.variant == "hardswish" else 1.0), spread=spread)
+
+
+def judge4(by_target: dict):
+    return OBSERVATIONS["obs4"].verdict(plans("default", ["obs4"])["obs4"], by_target)
+
+
+def test_obs4_single_pair_needs_another_backend():
+    v = judge4({TORCH: obs4_data(2.0)})
+    assert v.status == "inconclusive" and v.target is None
+    assert "needs another backend" in v.explanation
+    assert "hardswish 2.00x" in v.by_target[TORCH]
+
+
+def test_obs4_holds_when_an_activation_ratio_differs_between_pairs():
+    v = judge4({TORCH: obs4_data(1.0), ORT: obs4_data(2.0)})
+    assert v.status == "holds", v.explanation
+    assert v.key.value == pytest.approx(2.0, rel=0.03) and v.key.low > THRESHOLDS["obs4.difference"].value
+    assert "hardswish" in v.key_label and "Host / ort-cpu over Host / torch-eager" in v.key_label
+
+
+def test_obs4_does_not_hold_when_every_ratio_agrees():
+    v = judge4({TORCH: obs4_data(1.5), ORT: obs4_data(1.5)})
+    assert v.status == "does_not_hold", v.explanation
+    assert all(p.status == "does_not_hold" for p in v.parts)
+
+
+def test_obs4_noisy_difference_is_inconclusive():
+    v = judge4({TORCH: obs4_data(1.0, spread=0.4), ORT: obs4_data(1.15, spread=0.4)})
+    assert v.status == "inconclusive", v.explanation
+
+
+def test_obs4_ranking_swap_holds_even_below_the_difference_threshold():
+    def data(gelu: float, silu: float):
+        rates = {"gelu_erf": gelu, "silu": silu}
+        return measured("obs4", lambda c: 1e-4 * rates.get(c.variant, 1.0), spread=0.002)
+
+    v = judge4({TORCH: data(1.30, 1.35), ORT: data(1.35, 1.30)})  # each ratio differs by < 1.1x, order swaps
+    assert v.status == "holds", v.explanation
+    assert "faster than" in v.explanation
+
+
+def test_obs4_nothing_measured():
+    v = judge4({TORCH: {}})
+    assert v.status == "not_measured"
+
+
+def test_fmt_marks_point_estimates_and_shares():
+    assert fmt(Estimate(2.0, 1.9, 2.1)) == "2.00x [1.90, 2.10]"
+    assert fmt(Estimate(2.0)) == "2.00x (point estimate)"
+    assert fmt(Estimate(0.25, 0.2, 0.3), "share") == "25.0% [20.0%, 30.0%]"
+
+
+def test_every_observation_has_a_rule_and_its_thresholds_exist():
+    for key, observation in OBSERVATIONS.items():
+        assert observation.verdict is not None and observation.rule
+        assert any(k.startswith(key + ".") for k in THRESHOLDS)
