@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from opbench.case import Case
 from opbench.errors import UnsupportedCase
+from opbench.files import atomic_write_text, remove, temp_beside
 
 DEFAULT_ROOT = Path(os.environ.get("OPBENCH_CACHE", ".opbench_cache"))
 
@@ -48,15 +48,15 @@ class ArtifactCache:
         if failure.exists():
             raise UnsupportedCase(failure.read_text())
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")  # keeps the suffix: exporters check it
-        _remove(tmp)  # left over by a killed run with the same pid
+        tmp = temp_beside(path)  # keeps the suffix: exporters check it
+        remove(tmp)  # left over by a killed run with the same pid
         start = time.perf_counter()
         try:
             create(tmp)
         except Exception as exc:  # any exporter failure makes the case unsupported on this backend
-            _remove(tmp)
+            remove(tmp)
             message = f"{type(exc).__name__}: {exc}".strip()
-            _atomic_write_text(failure, message)
+            atomic_write_text(failure, message)
             raise UnsupportedCase(message) from exc
         elapsed = time.perf_counter() - start
         try:
@@ -64,18 +64,5 @@ class ArtifactCache:
         except OSError:
             if not path.exists():
                 raise
-            _remove(tmp)  # another process exported the same directory first; a directory cannot replace it
+            remove(tmp)  # another process exported the same directory first; a directory cannot replace it
         return Artifact(path, False, elapsed)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -25,6 +25,7 @@ from opbench import __version__
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
 from opbench.errors import OpbenchError, UnsupportedCase
+from opbench.files import atomic_write_text, read_json, remove, temp_beside
 
 MANIFEST_SCHEMA = "opbench-export/1"
 MANIFEST = "manifest.json"
@@ -127,7 +128,7 @@ def export_cases(
     for old in previous.values():
         file = old.get("file")
         if isinstance(file, str) and file == Path(file).name and file not in current:
-            _remove(out_dir / file)
+            remove(out_dir / file)
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "format": fmt.name,
@@ -140,7 +141,7 @@ def export_cases(
     }
     manifest["checksum"] = manifest_checksum(manifest)
     kept = _keep_measured_manifest(out_dir, entries)
-    _atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     template = write_template(manifest, out_dir)
     if template.name != TEMPLATE:
         print(f"{out_dir / TEMPLATE} holds measurements: left as it is; the new template is {template}", file=log)
@@ -199,7 +200,7 @@ def _artifact_info(case: Case, artifact: Artifact, fmt: Format) -> dict:
         "param_count": costs.param_count,
         "sha256": tree_sha256(artifact.path),
     }
-    _atomic_write(sidecar, json.dumps(info))
+    atomic_write_text(sidecar, json.dumps(info))
     return info
 
 
@@ -223,7 +224,7 @@ def write_template(manifest: dict, out_dir: Path) -> Path:
         for e in manifest["entries"]
         if e["status"] == "ok"
     ]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_beside(path)
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, TEMPLATE_COLUMNS, restval="")
         writer.writeheader()
@@ -242,13 +243,7 @@ def _has_measurements(path: Path) -> bool:
 
 def load_manifest(path: Path | str) -> dict:
     """A manifest written by `opbench export`, its checksum verified; OpbenchError when it is not one or was edited."""
-    path = Path(path)
-    try:
-        manifest = json.loads(path.read_text())
-    except OSError as exc:
-        raise OpbenchError(f"{path}: cannot read the manifest: {exc.strerror}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise OpbenchError(f"{path}: not JSON ({exc})") from exc
+    manifest = read_json(path, "manifest")
     if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
         raise OpbenchError(f"{path}: not an opbench export manifest (no schema {MANIFEST_SCHEMA!r})")
     if manifest.get("checksum") != manifest_checksum(manifest):
@@ -260,24 +255,11 @@ def load_manifest(path: Path | str) -> dict:
 
 
 def _copy(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    _remove(tmp)
+    tmp = temp_beside(dest)
+    remove(tmp)
     if src.is_dir():
         shutil.copytree(src, tmp)
     else:
         shutil.copy2(src, tmp)
-    _remove(dest)
+    remove(dest)
     os.replace(tmp, dest)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -10,7 +10,6 @@ device_results/ changes. The manifest's own checksum is verified first, so an ed
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from opbench.backends.coreml import BACKEND_UNITS
 from opbench.case import Case
 from opbench.errors import OpbenchError
 from opbench.export import DEFAULT_OUT, FILL_COLUMNS, MANIFEST, TEMPLATE_COLUMNS, load_manifest
+from opbench.files import read_json
 from opbench.observations import select_cases
 from opbench.results import DEFAULT_DIR, new_run, slugify, validate, write_run
 
@@ -320,11 +320,7 @@ def _compute_unit(text: str, exported: dict, backend: str | None, where: str, pr
 
 
 def _from_json(file: Path, exported: dict, backend: str | None, problems: Problems) -> tuple[list[dict], dict]:
-    try:
-        run = json.loads(file.read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise OpbenchError(f"{file}: not JSON ({exc})") from exc
-    validate(run, str(file))  # the schema: positive medians, known statuses, types
+    run = validate(read_json(file), str(file))  # the schema: positive medians, known statuses, types
     entries = {e["case"]: e for e in exported.get("entries", [])}
     results, seen = [], {}
     for index, result in enumerate(run["results"]):

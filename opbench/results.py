@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from opbench.errors import OpbenchError
+from opbench.files import atomic_write_text, read_json
 
 SCHEMA = "opbench-results/1"
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
@@ -118,21 +119,12 @@ def write_run(run: dict, results_dir: Path | str = DEFAULT_DIR) -> Path:
     folder = Path(results_dir) / run["device"]["slug"]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run['run_id']}.json"
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(run, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(run, indent=1))
     return path
 
 
 def load_run(path: Path | str) -> dict:
-    path = Path(path)
-    try:
-        run = json.loads(path.read_text())
-    except OSError as exc:
-        raise OpbenchError(f"{path}: cannot read: {exc.strerror}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OpbenchError(f"{path}: not JSON ({exc})") from exc
-    return validate(run, str(path))
+    return validate(read_json(path, "result file"), str(path))
 
 
 def result_files(paths: Iterable[Path | str]) -> list[Path]:
