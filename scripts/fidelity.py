@@ -42,7 +42,7 @@ LOOP_CALLS = 20000
 def opbench_medians(out: Path) -> pd.DataFrame:
     """The suite's own path: one pytest-benchmark session over the chosen cases."""
     cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "cases/", "-q", "--benchmark-max-time=1"]
-    cmd += [f"--opbench-backends={','.join(BACKENDS)}", f"--opbench-results-dir={out}", "-p", "no:terminal"]
+    cmd += [f"--opbench-backends={','.join(BACKENDS)}", f"--opbench-results-dir={out}"]
     for case in CASES + [OVERHEAD]:
         subprocess.run([*cmd, f"--opbench-cases={case}"], check=True, stdout=subprocess.DEVNULL)
     return to_dataframe(load_runs([out]))

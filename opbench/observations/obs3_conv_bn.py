@@ -34,39 +34,41 @@ def gn_conv1x1(c: int) -> nn.Module:
     return nn.Sequential(nn.GroupNorm(1, c), nn.Conv2d(c, 4 * c, 1))
 
 
+# family -> variant -> (factory of C, input is 4D); the first form of each family is the Conv-BN baseline
+FORMS = {
+    "proj": {"conv1x1_bn": (conv1x1_bn, True), "ln_linear": (ln_linear, False), "gn_conv1x1": (gn_conv1x1, True)},
+    "mlp": {
+        "conv_bn": (blocks.conv_mlp, True),
+        "ln_linear": (blocks.linear_mlp, False),
+        "gn_conv": (blocks.gn_conv_mlp, True),
+    },
+}
+WHAT = {"proj": "projection C->4C", "mlp": "MLP"}
+NAMES = {"ln_linear": "LN-Linear", "gn_conv1x1": "GN-Conv", "gn_conv": "GN-Conv"}
+
+
 def plan(grid: str) -> Plan:
     p = Plan()
     for s in stages(grid):
         c, h = s.width, s.resolution
-        built = {}
-        for family, forms in (
-            (
-                "proj",
-                ((conv1x1_bn, "conv1x1_bn", True), (ln_linear, "ln_linear", False), (gn_conv1x1, "gn_conv1x1", True)),
-            ),
-            (
-                "mlp",
-                (
-                    (blocks.conv_mlp, "conv_bn", True),
-                    (blocks.linear_mlp, "ln_linear", False),
-                    (blocks.gn_conv_mlp, "gn_conv", True),
-                ),
-            ),
-        ):
+        for family, forms in FORMS.items():
             group = f"obs3 {family} c{c} {h}x{h}"
-            for fn, variant, four_d in forms:
-                shape = image(c, h) if four_d else tokens(c, h)
-                description = (fn.__doc__ or variant).strip().splitlines()[0]
-                built[family, variant] = make_case(
-                    KEY, family, variant, functools.partial(fn, c), shape, group, description, c=c, h=h
+            baseline, *others = (
+                make_case(
+                    KEY,
+                    family,
+                    variant,
+                    functools.partial(fn, c),
+                    image(c, h) if four_d else tokens(c, h),
+                    group,
+                    fn.__doc__.strip().splitlines()[0],
+                    c=c,
+                    h=h,
                 )
-        for family, conv, ln, gn in (
-            ("proj", "conv1x1_bn", "ln_linear", "gn_conv1x1"),
-            ("mlp", "conv_bn", "ln_linear", "gn_conv"),
-        ):
-            what = "projection C->4C" if family == "proj" else "MLP"
-            p.compare(f"LN-Linear vs Conv-BN {what} ({s.label})", built[family, conv], built[family, ln])
-            p.compare(f"GN-Conv vs Conv-BN {what} ({s.label})", built[family, conv], built[family, gn])
+                for variant, (fn, four_d) in forms.items()
+            )
+            for other in others:
+                p.compare(f"{NAMES[other.variant]} vs Conv-BN {WHAT[family]} ({s.label})", baseline, other)
     return p
 
 
