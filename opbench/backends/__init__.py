@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from opbench.backends import gpu
 from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.backends.executorch_xnnpack import ExecuTorchXnnpack
 from opbench.backends.onnxruntime_cpu import OnnxRuntimeCpu
+from opbench.backends.openvino_cpu import OpenVinoCpu
 from opbench.backends.torch_eager import TorchEager
+from opbench.backends.torch_inductor import TorchInductor
 from opbench.errors import BackendUnavailable, OpbenchError
 
+# Optional backends import their libraries only when they prepare a case (or check that they can).
 REGISTRY: dict[str, Callable[[], Backend]] = {
     "torch-eager": TorchEager,
     "ort-cpu": lambda: OnnxRuntimeCpu("ort-cpu", "all"),
     "ort-cpu-noopt": lambda: OnnxRuntimeCpu("ort-cpu-noopt", "none"),
+    "torch-inductor": TorchInductor,
+    "openvino-cpu": lambda: OpenVinoCpu("openvino-cpu", "f32"),
+    "openvino-cpu-default": lambda: OpenVinoCpu("openvino-cpu-default", None),
+    "executorch-xnnpack": ExecuTorchXnnpack,
+    "torch-cuda": gpu.TorchCuda,
+    "ort-cuda": gpu.ort_cuda,
+    "ort-tensorrt": gpu.ort_tensorrt,
 }
+# The backends that come with `pip install opbench` alone (no extras, no GPU); `make test`'s smoke run uses them.
+# A benchmark run's default is every registered backend that is available on the machine ('all').
 DEFAULT_BACKENDS = ("torch-eager", "ort-cpu", "ort-cpu-noopt")
 
 
@@ -28,6 +42,11 @@ def get_backend(name: str) -> Backend:
     return backend
 
 
+def unavailable_reason(name: str) -> str | None:
+    """Why the named (registered) backend cannot run here, or None."""
+    return REGISTRY[name]().unavailable_reason()
+
+
 def parse_backends(spec: str) -> list[str]:
     """A comma-separated list of backend names ('all' = every registered one), checked against the registry."""
     names = list(REGISTRY) if spec.strip() == "all" else [n.strip() for n in spec.split(",") if n.strip()]
@@ -37,4 +56,13 @@ def parse_backends(spec: str) -> list[str]:
     return names
 
 
-__all__ = ["DEFAULT_BACKENDS", "REGISTRY", "Backend", "Prepared", "RunConfig", "get_backend", "parse_backends"]
+__all__ = [
+    "DEFAULT_BACKENDS",
+    "REGISTRY",
+    "Backend",
+    "Prepared",
+    "RunConfig",
+    "get_backend",
+    "parse_backends",
+    "unavailable_reason",
+]
