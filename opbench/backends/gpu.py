@@ -107,7 +107,7 @@ class OrtGpu(Backend):
 
         def infer() -> np.ndarray:
             run()
-            return y.numpy().copy()
+            return binding.copy_outputs_to_cpu()[0]
 
         return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit)
 
