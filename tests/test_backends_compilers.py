@@ -116,6 +116,15 @@ def test_executorch_records_delegated_and_non_delegated_nodes(cache):
     assert ln["threadpool_threads"] == 1
 
 
+def test_executorch_refuses_tanh_gelu_that_xnnpack_computes_as_erf_gelu(cache):
+    """XNNPACK computes gelu(approximate='tanh') as exact GELU: timing that would time another function."""
+    backend = available("executorch-xnnpack")
+    outcome = measuring.measure(case("obs4/act/gelu_tanh/c1792_h7"), backend, RunConfig(cache=cache), timer([]))
+    assert outcome.status == "unsupported" and "approximate='tanh'" in outcome.reason
+    erf = measuring.measure(case("obs4/act/gelu_erf/c1792_h7"), backend, RunConfig(cache=cache), timer([]))
+    assert erf.status == "ok" and erf.prepared.info["delegated_ops"] == {"aten_gelu_default": 1}
+
+
 def test_inductor_compile_time_is_export_not_latency(tmp_path):
     from opbench.backends import torch_inductor
 
