@@ -166,6 +166,55 @@ def add_report(sub) -> None:
     p.set_defaults(func=cmd_report)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from opbench import compare
+
+    table, a, b = compare.run_compare(args.a, args.b, args.results_dir, args.run, args.factor, args.alpha)
+    text = compare.render(table, args.format, a, b, args.factor, args.alpha)
+    if args.output:
+        try:
+            with open(args.output, "w") as f:
+                f.write(text)
+        except OSError as exc:
+            raise OpbenchError(f"{args.output}: cannot write: {exc.strerror}") from exc
+        print(f"{compare.summary(table)}; written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if args.fail_on_regression is not None:
+        worse = compare.regressions(table, args.fail_on_regression)
+        if len(worse):
+            print(f"opbench: {len(worse)} significant slowdown(s) beyond x{args.fail_on_regression:g}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def add_compare(sub) -> None:
+    from opbench.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, FORMATS
+    from opbench.compare import __doc__ as doc
+
+    p = sub.add_parser(
+        "compare",
+        help="compare two runs, devices or backends case by case (ratio, interval, significance)",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("a", help="baseline: RUN, RUN@BACKEND or backend:BACKEND (RUN = result file, run id or device)")
+    p.add_argument("b", help="candidate, same syntax; ratios are B / A")
+    p.add_argument("--run", help="the run that backend:NAME operands refer to (default: the latest run)")
+    p.add_argument("--results-dir", default="device_results", help="where runs are found (default: %(default)s)")
+    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR, help="ratio threshold (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="rank test level (default: %(default)s)")
+    p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: %(default)s)")
+    p.add_argument("--output", metavar="PATH", help="write the table there instead of to standard output")
+    p.add_argument(
+        "--fail-on-regression",
+        type=float,
+        metavar="FACTOR",
+        help="exit 1 if any case is significantly slower in B than FACTOR x A (for CI)",
+    )
+    p.set_defaults(func=cmd_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
     add_export_import(sub)
     add_report(sub)
+    add_compare(sub)
     return parser
 
 

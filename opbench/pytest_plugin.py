@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from opbench import measure as measuring
-from opbench.backends import DEFAULT_BACKENDS, RunConfig, get_backend, parse_backends
+from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
@@ -35,14 +35,25 @@ class RunState:
     software: dict[str, str] = field(default_factory=dict)
     written: str | None = None
     report: str | None = None  # the path to render the report to (--opbench-report), then what happened
+    only_available: bool = False  # 'all': drop the backends that cannot run here, with their reason
+
+    def runnable_backends(self) -> list[str]:
+        """The backends to parametrize over. Checked when the first case module is collected, not at startup
+        (checking imports optional libraries); backends named explicitly are skipped per test instead."""
+        if self.only_available:
+            self.unavailable.update({name: reason for name in self.backends if (reason := unavailable_reason(name))})
+            self.backends = [name for name in self.backends if name not in self.unavailable]
+            self.only_available = False
+        return self.backends
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("opbench", "opbench operator benchmarks")
     group.addoption(
         "--opbench-backends",
-        default=",".join(DEFAULT_BACKENDS),
-        help="comma-separated backends to run, or 'all' (default: %(default)s)",
+        default="all",
+        help="comma-separated backends to run, or 'all': every registered backend available on this machine, the "
+        "others listed with their reason in the result file (default: %(default)s)",
     )
     group.addoption("--opbench-threads", type=int, default=1, help="intra-op threads for every backend (default: 1)")
     group.addoption("--opbench-device", default=None, help="name of this device (default: the processor's brand)")
@@ -68,8 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
     threads = config.getoption("opbench_threads")
     if threads < 1:
         raise pytest.UsageError(f"--opbench-threads must be 1 or more, got {threads}")
+    spec = config.getoption("opbench_backends")
     try:
-        backends = parse_backends(config.getoption("opbench_backends"))
+        backends = parse_backends(spec)
     except OpbenchError as exc:
         raise pytest.UsageError(str(exc)) from exc
     pattern = config.getoption("opbench_cases")
@@ -83,6 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
         device_name=config.getoption("opbench_device"),
         results_dir=config.getoption("opbench_results_dir"),
         report=config.getoption("opbench_report_out") if config.getoption("opbench_report") else None,
+        only_available=spec.strip() == "all",
     )
 
 
@@ -134,6 +147,7 @@ class CaseRun:
             "reason": outcome.reason,
             "export_s": prepared.export_s if prepared else None,
             "cache_hit": prepared.cache_hit if prepared else None,
+            "info": prepared.info if prepared else {},
             "check": outcome.check.as_dict() if outcome.check else None,
             "stats": stats_from_samples(timed.stats.data, timed.iterations) if timed and timed.stats.data else None,
         }
@@ -152,7 +166,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     key = getattr(metafunc.module, "OBSERVATION", None)
     if key is None:
         raise pytest.UsageError(f"{metafunc.module.__name__} uses opbench_case but sets no OBSERVATION")
-    runs = [CaseRun(c, b, state) for c in select_cases(state.grid, [key], state.pattern) for b in state.backends]
+    backends = state.runnable_backends()
+    runs = [CaseRun(c, b, state) for c in select_cases(state.grid, [key], state.pattern) for b in backends]
     metafunc.parametrize("opbench_case", runs, ids=[f"{r.case.id}-{r.backend}" for r in runs], indirect=True)
 
 
@@ -214,7 +229,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or not state.results:
+    if state is None or not (state.results or state.unavailable):
         return
     counts = {s: sum(r["status"] == s for r in state.results) for s in ("ok", "unsupported", "failed")}
     terminalreporter.section("opbench")
@@ -222,6 +237,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     for r in state.results:
         if r["status"] != "ok":
             terminalreporter.write_line(f"{r['status']}: {r['case']} on {r['backend']}: {r['reason'][:300]}")
+    for name, reason in state.unavailable.items():
+        terminalreporter.write_line(f"unavailable: {name}: {reason}")
     where = f"results written to {state.written}" if state.written else "nothing timed, no result file written"
     terminalreporter.write_line(where)
     if state.report and state.written:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ class Prepared:
 
     `run` is what the timer calls and does nothing else; `infer` runs once and returns the output as
     numpy for the check against eager; `context` is entered around timing (torch's inference_mode).
+    `export_s` is what the backend charged up front in this process (export on a cache miss, plus a
+    compile step at load time where the backend has one), never part of latency; `info` is anything
+    else a result should record about how the case was prepared (plain JSON values: delegated nodes,
+    the precision a library actually chose, compile time...).
     """
 
     run: Callable[[], object]
@@ -27,6 +32,14 @@ class Prepared:
     export_s: float = 0.0
     cache_hit: bool = False
     info: dict = field(default_factory=dict)
+
+
+def package_version(package: str) -> str:
+    """The installed distribution's version, or 'missing'."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
 
 
 @dataclass(frozen=True)
