@@ -10,7 +10,6 @@ take the same path as every other backend.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import io
 import logging
 import math
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.backends.base import Backend, Prepared, RunConfig, package_version
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
 from opbench.errors import OpbenchError
@@ -35,15 +34,8 @@ COMPUTE_UNITS = {"all": "ALL", "cpuAndGPU": "CPU_AND_GPU", "cpuOnly": "CPU_ONLY"
 BACKEND_UNITS = {"coreml-all": "all", "coreml-cpu-gpu": "cpuAndGPU", "coreml-cpu": "cpuOnly"}
 
 
-def coremltools_version() -> str:
-    try:
-        return importlib.metadata.version("coremltools")
-    except importlib.metadata.PackageNotFoundError:
-        return "missing"
-
-
 def coreml_versions() -> dict[str, str]:
-    return {"torch": torch.__version__, "coremltools": coremltools_version()}
+    return {"torch": torch.__version__, "coremltools": package_version("coremltools")}
 
 
 def coreml_key(target: str = DEFAULT_TARGET, precision: str = "float32") -> dict:
@@ -77,7 +69,7 @@ def check_options(target: str, precision: str) -> None:
     """OpbenchError for a precision or deployment target that cannot give an ML program; imports nothing usually."""
     if precision not in PRECISIONS:
         raise OpbenchError(f"Core ML precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if coremltools_version() == "missing":
+    if package_version("coremltools") == "missing":
         raise OpbenchError("coremltools is not installed: pip install 'opbench[coreml]'")
     if target in TOO_OLD_TARGETS:
         raise OpbenchError(f"deployment target {target} has no ML programs; choose iOS15 or later")
@@ -131,7 +123,7 @@ def _spell_out_tanh_gelu(program: torch.export.ExportedProgram) -> None:
 
 def package(case: Case, cache: ArtifactCache, target: str = DEFAULT_TARGET, precision: str = "float32") -> Artifact:
     """The case's cached .mlpackage (converted on first use); UnsupportedCase with the converter's message."""
-    if coremltools_version() == "missing":  # must not be cached as an unsupported case
+    if package_version("coremltools") == "missing":  # must not be cached as an unsupported case
         raise OpbenchError("coremltools is not installed: pip install 'opbench[coreml]'")
     return cache.get_or_create(
         case, "coreml", coreml_key(target, precision), ".mlpackage", lambda p: convert(case, p, target, precision)
@@ -178,7 +170,7 @@ class CoreML(Backend):
                 f"Core ML runs predictions only on macOS (this is {platform.system()}); "
                 "`opbench export --backend coreml` still writes the packages for a Mac or an iPhone"
             )
-        if coremltools_version() == "missing":
+        if package_version("coremltools") == "missing":
             return "coremltools is not installed (pip install 'opbench[coreml]')"
         import_coremltools()
         from coremltools.models import model as ct_model

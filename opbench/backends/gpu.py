@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from opbench.backends.base import Backend, Prepared, RunConfig, package_version
-from opbench.backends.onnxruntime_cpu import export_onnx, onnx_versions
+from opbench.backends.onnxruntime_cpu import onnx_versions, session_prepared
 from opbench.case import Case
-from opbench.errors import UnsupportedCase
 
 
 class TorchCuda(Backend):
@@ -85,31 +84,7 @@ class OrtGpu(Backend):
         return {"provider": self.provider, "provider_options": self.provider_options}
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
-        import onnxruntime as ort
-
-        artifact = config.cache.get_or_create(case, "onnx", onnx_versions(), ".onnx", lambda p: export_onnx(case, p))
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = config.threads
-        providers = [(self.provider, self.provider_options), "CPUExecutionProvider"]
-        session = ort.InferenceSession(str(artifact.path), so, providers=providers)
-        if session.get_providers()[0] != self.provider:
-            raise UnsupportedCase(f"{self.provider} did not load; the session fell back to {session.get_providers()}")
-        (inp,), (out,) = session.get_inputs(), session.get_outputs()
-        x = ort.OrtValue.ortvalue_from_numpy(case.example_input().numpy(), "cuda", 0)
-        y = ort.OrtValue.ortvalue_from_shape_and_type(out.shape, np.float32, "cuda", 0)
-        binding = session.io_binding()
-        binding.bind_ortvalue_input(inp.name, x)
-        binding.bind_ortvalue_output(out.name, y)
-
-        def run() -> None:
-            session.run_with_iobinding(binding)
-
-        def infer() -> np.ndarray:
-            run()
-            return binding.copy_outputs_to_cpu()[0]
-
-        return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit)
+        return session_prepared(case, config, "ORT_ENABLE_ALL", self.provider, self.provider_options, "cuda")
 
 
 def ort_cuda() -> OrtGpu:

@@ -6,28 +6,21 @@ GELU and LayerNorm fusion, ...) is worth. Both share one exported file per case.
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.backends.base import Backend, Prepared, RunConfig, package_version
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
+from opbench.errors import UnsupportedCase
 
 OPTIMIZATION_LEVELS = {"all": "ORT_ENABLE_ALL", "none": "ORT_DISABLE_ALL"}
 
 
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "missing"
-
-
 def onnx_versions() -> dict[str, str]:
-    return {"torch": torch.__version__, "onnx": _version("onnx"), "onnxscript": _version("onnxscript")}
+    return {"torch": torch.__version__, "onnx": package_version("onnx"), "onnxscript": package_version("onnxscript")}
 
 
 def export_onnx(case: Case, path: Path) -> None:
@@ -63,37 +56,51 @@ class OnnxRuntimeCpu(Backend):
         self.optimization = optimization
 
     def unavailable_reason(self) -> str | None:
-        missing = [p for p in ("onnxruntime", "onnx", "onnxscript") if _version(p) == "missing"]
+        missing = [p for p in ("onnxruntime", "onnx", "onnxscript") if package_version(p) == "missing"]
         return f"not installed: {', '.join(missing)} (pip install opbench)" if missing else None
 
     def versions(self) -> dict[str, str]:
-        return {**onnx_versions(), "onnxruntime": _version("onnxruntime")}
+        return {**onnx_versions(), "onnxruntime": package_version("onnxruntime")}
 
     def options(self) -> dict:
         return {"graph_optimization_level": OPTIMIZATION_LEVELS[self.optimization], "provider": "CPUExecutionProvider"}
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
-        import onnxruntime as ort
+        return session_prepared(case, config, OPTIMIZATION_LEVELS[self.optimization], "CPUExecutionProvider")
 
-        artifact = onnx_artifact(case, config.cache)
-        so = ort.SessionOptions()
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[self.optimization])
-        so.intra_op_num_threads = config.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        session = ort.InferenceSession(str(artifact.path), so, providers=["CPUExecutionProvider"])
-        (inp,), (out,) = session.get_inputs(), session.get_outputs()
-        x = ort.OrtValue.ortvalue_from_numpy(case.example_input().numpy())
-        y = ort.OrtValue.ortvalue_from_shape_and_type(out.shape, np.float32)
-        binding = session.io_binding()
-        binding.bind_ortvalue_input(inp.name, x)
-        binding.bind_ortvalue_output(out.name, y)
 
-        def run() -> None:
-            session.run_with_iobinding(binding)
+def session_prepared(
+    case: Case, config: RunConfig, level: str, provider: str, provider_options: dict | None = None, device: str = "cpu"
+) -> Prepared:
+    """An ORT session over the case's cached ONNX file, input and output bound on `device` (IOBinding).
 
-        def infer() -> np.ndarray:
-            run()
-            return y.numpy().copy()
+    Shared by every ORT backend; UnsupportedCase when the provider does not take the session (ORT would
+    otherwise fall back to the CPU silently).
+    """
+    import onnxruntime as ort
 
-        return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit)
+    artifact = onnx_artifact(case, config.cache)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    so.intra_op_num_threads = config.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    providers = [(provider, provider_options or {}), "CPUExecutionProvider"]
+    session = ort.InferenceSession(str(artifact.path), so, providers=providers)
+    if session.get_providers()[0] != provider:
+        raise UnsupportedCase(f"{provider} did not load; the session fell back to {session.get_providers()}")
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    x = ort.OrtValue.ortvalue_from_numpy(case.example_input().numpy(), device, 0)
+    y = ort.OrtValue.ortvalue_from_shape_and_type(out.shape, np.float32, device, 0)
+    binding = session.io_binding()
+    binding.bind_ortvalue_input(inp.name, x)
+    binding.bind_ortvalue_output(out.name, y)
+
+    def run() -> None:
+        session.run_with_iobinding(binding)
+
+    def infer() -> np.ndarray:
+        run()
+        return binding.copy_outputs_to_cpu()[0]
+
+    return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit)
