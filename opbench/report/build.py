@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from opbench import stats
+from opbench.backends import REGISTRY
 from opbench.case import Case
 from opbench.errors import OpbenchError
 from opbench.observations import OBSERVATIONS, Observation, Plan, plans
@@ -173,8 +174,10 @@ class Report:
 
 
 def _target_order(t: Target) -> tuple:
-    backend_rank = {"torch-eager": 0, "ort-cpu": 1, "ort-cpu-noopt": 2}
-    return (t.source != "pytest-benchmark", t.device_name, backend_rank.get(t.backend, 9), t.backend)
+    """Measured runs first, then by device, then backends in registry order (eager, ORT, compilers, Core ML...)."""
+    names = list(REGISTRY)
+    rank = names.index(t.backend) if t.backend in names else len(names)
+    return (t.source != "pytest-benchmark", t.device_name, rank, t.backend)
 
 
 def build(inputs: Inputs, baseline: str | None = None) -> Report:
