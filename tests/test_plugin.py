@@ -13,7 +13,9 @@ OBSERVATION = "{key}"
 def test_cases(opbench_case, benchmark):
     opbench_case.measure(benchmark)
 """
+# the three built-in backends (the default is every available one); a later --opbench-backends overrides
 FAST = [
+    "--opbench-backends=torch-eager,ort-cpu,ort-cpu-noopt",
     "--benchmark-max-time=0.02",
     "--benchmark-min-rounds=3",
     "--benchmark-min-time=0.0001",
