@@ -85,7 +85,9 @@ def session_prepared(
     so.intra_op_num_threads = config.threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    providers = [(provider, provider_options or {}), "CPUExecutionProvider"]
+    providers = [(provider, provider_options or {})]
+    if provider != "CPUExecutionProvider":
+        providers.append("CPUExecutionProvider")  # for the ops the provider leaves to the CPU
     session = ort.InferenceSession(str(artifact.path), so, providers=providers)
     if session.get_providers()[0] != provider:
         raise UnsupportedCase(f"{provider} did not load; the session fell back to {session.get_providers()}")
