@@ -17,7 +17,7 @@ def temp_beside(path: Path) -> Path:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = temp_beside(path)
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 

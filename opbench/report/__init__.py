@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ import jinja2
 from tqdm import tqdm
 
 from opbench import stats
+from opbench.files import atomic_write_text
 from opbench.report import build as building
 from opbench.report import figures
 from opbench.results import DEFAULT_DIR
@@ -57,16 +57,10 @@ def render(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, table in CSV_TABLES.items():
-        _write(out.parent / name, table(report).to_csv(index=False))
+        atomic_write_text(out.parent / name, table(report).to_csv(index=False))
     html = _page(report, out.parent, progress)
-    _write(out, html)
+    atomic_write_text(out, html)
     return out
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _environment() -> jinja2.Environment:
