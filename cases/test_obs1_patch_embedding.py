@@ -1,6 +1,6 @@
 """Observation 1: large-kernel patch embedding against 3x3 stems (cases: opbench/observations/)."""
 
-OBSERVATION = "obs1"
+SUITE = "obs1"
 
 
 def test_obs1_patch_embedding(opbench_case, benchmark):

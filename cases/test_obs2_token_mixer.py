@@ -1,6 +1,6 @@
 """Observation 2: pool vs MHSA token mixers, with and without 4D/3D reshapes (cases: opbench/observations/)."""
 
-OBSERVATION = "obs2"
+SUITE = "obs2"
 
 
 def test_obs2_token_mixer(opbench_case, benchmark):

@@ -1,6 +1,6 @@
 """Observation 3: CONV-BN against LN (GN)-Linear (cases: opbench/observations/)."""
 
-OBSERVATION = "obs3"
+SUITE = "obs3"
 
 
 def test_obs3_conv_bn(opbench_case, benchmark):

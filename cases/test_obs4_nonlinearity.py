@@ -1,6 +1,6 @@
 """Observation 4: GELU, ReLU, HardSwish, SiLU (cases: opbench/observations/)."""
 
-OBSERVATION = "obs4"
+SUITE = "obs4"
 
 
 def test_obs4_nonlinearity(opbench_case, benchmark):

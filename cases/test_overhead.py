@@ -1,6 +1,6 @@
-"""The per-call floor of each backend (cases: opbench/observations/)."""
+"""The per-call floor of each backend (cases: opbench/overhead.py)."""
 
-OBSERVATION = "overhead"
+SUITE = "overhead"
 
 
 def test_overhead(opbench_case, benchmark):

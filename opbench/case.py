@@ -31,7 +31,7 @@ class Costs:
 
 @dataclass(frozen=True)
 class Case:
-    observation: str
+    suite: str
     family: str
     variant: str
     params: tuple[tuple[str, int], ...]
@@ -42,9 +42,9 @@ class Case:
 
     @property
     def id(self) -> str:
-        """Stable id: observation/family/variant/params, e.g. obs1/patch_embed/deit_k16s16/c384."""
+        """Stable id: suite/family/variant/params, e.g. obs1/patch_embed/deit_k16s16/c384."""
         shape = "_".join(f"{key}{value}" for key, value in self.params)
-        return "/".join(part for part in (self.observation, self.family, self.variant, shape) if part)
+        return "/".join(part for part in (self.suite, self.family, self.variant, shape) if part)
 
     @property
     def slug(self) -> str:
@@ -93,24 +93,9 @@ class Case:
             digest.update(tensor.contiguous().numpy().tobytes())
         return digest.hexdigest()
 
-    def metadata(self) -> dict:
-        """What results record about the case."""
-        costs = self.costs
-        return {
-            "case": self.id,
-            "observation": self.observation,
-            "family": self.family,
-            "variant": self.variant,
-            "params": dict(self.params),
-            "input_shape": list(self.input_shape),
-            "macs": costs.macs,
-            "param_count": costs.param_count,
-            "bytes": costs.bytes,
-        }
-
 
 def make_case(
-    observation: str,
+    suite: str,
     family: str,
     variant: str,
     factory: Callable[[], nn.Module],
@@ -119,7 +104,7 @@ def make_case(
     description: str = "",
     **params: int,
 ) -> Case:
-    return Case(observation, family, variant, tuple(params.items()), tuple(input_shape), factory, group, description)
+    return Case(suite, family, variant, tuple(params.items()), tuple(input_shape), factory, group, description)
 
 
 def image(c: int, h: int) -> tuple[int, int, int, int]:

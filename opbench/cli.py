@@ -10,36 +10,41 @@ from pathlib import Path
 import pandas as pd
 
 from opbench.errors import OpbenchError
-from opbench.observations import OBSERVATIONS, OVERHEAD_KEY, select_cases
 from opbench.results import DEFAULT_DIR
 from opbench.shapes import GRIDS
+from opbench.suite import parse_suites, select_cases, suites
 
 
-def observation_keys(values: list[str] | None) -> list[str] | None:
-    """'1', 'obs1' and 'overhead' all name observations."""
+def suite_keys(values: list[str] | None) -> list[str] | None:
+    """Suite keys, comma-separated or repeated; a bare number N names observation N (obsN)."""
     if not values:
         return None
-    keys = [v if not v.isdigit() else f"obs{v}" for v in values]
-    unknown = [k for k in keys if k not in OBSERVATIONS and k != OVERHEAD_KEY]
-    if unknown:
-        raise OpbenchError(f"unknown observation(s) {', '.join(unknown)}; choose from 1-4 or {', '.join(OBSERVATIONS)}")
-    return keys
+    names = [n.strip() for v in values for n in v.split(",")]
+    return parse_suites([f"obs{n}" if n.isdigit() else n for n in names])
 
 
 def add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--observation", action="append", help="1..4 or obs1..obs4 (repeatable; default: all)")
+    parser.add_argument(
+        "-s", "--suite", "-o", "--observation", dest="suite", action="append",
+        help="a suite (obs1..obs4, overhead, ...; 1..4 name the observations); repeatable (default: all)",
+    )  # fmt: skip
     parser.add_argument("--grid", default="default", choices=list(GRIDS), help="stage shapes (default: L1's)")
     parser.add_argument("--cases", metavar="GLOB", help="only case ids matching this glob, e.g. 'obs3/mlp/*'")
 
 
 def selected_cases(args: argparse.Namespace):
-    cases = select_cases(args.grid, observation_keys(args.observation), args.cases)
+    cases = select_cases(args.grid, suite_keys(args.suite), args.cases)
     if not cases:
         raise OpbenchError("no case matches that selection; `opbench list` shows them all")
     return cases
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.suites:
+        for key, suite in suites().items():
+            kind = "observation" if suite.rule else "suite"
+            print(f"{key:12} {kind:12} {suite.title}")
+        return 0
     rows = []
     for case in selected_cases(args):
         costs = case.costs
@@ -59,10 +64,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from opbench.backends import export_format
     from opbench.cache import ArtifactCache
-    from opbench.export import DEFAULT_OUT, MANIFEST, TEMPLATE, export_cases, get_format
+    from opbench.export import DEFAULT_OUT, MANIFEST, TEMPLATE, export_cases
 
-    fmt = get_format(args.backend, args.precision, args.target)
+    fmt = export_format(args.backend, args.precision, args.target)
     cases = selected_cases(args)
     out = Path(args.out) if args.out else DEFAULT_OUT / fmt.name
     start = time.perf_counter()
@@ -90,16 +96,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def add_export_import(sub) -> None:
-    from opbench.backends.coreml import DEFAULT_TARGET, PRECISIONS
+    from opbench.backends import EXPORT_FORMATS
     from opbench.cache import DEFAULT_ROOT
     from opbench.results import DEFAULT_DIR
 
     p = sub.add_parser("export", help="write every case as a Core ML package (or ONNX file), a manifest and a template")
-    p.add_argument("--backend", required=True, choices=["coreml", "onnx"], help="what to export to")
+    p.add_argument("--backend", required=True, choices=list(EXPORT_FORMATS), help="what to export to")
     add_selection(p)
     p.add_argument("--out", help="folder for the packages, manifest.json and template.csv (default: exports/<backend>)")
-    p.add_argument("--precision", default="float32", choices=PRECISIONS, help="Core ML compute precision")
-    p.add_argument("--target", help=f"Core ML minimum deployment target (default: {DEFAULT_TARGET})")
+    p.add_argument("--precision", default="float32", help="compute precision: float32 (default) or float16 (Core ML)")
+    p.add_argument("--target", help="Core ML minimum deployment target (default: iOS15)")
     p.add_argument("--cache-dir", default=str(DEFAULT_ROOT), help="exported artifacts (default: %(default)s)")
     p.set_defaults(func=cmd_export)
 
@@ -220,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list the cases with their shapes, MACs and parameters")
     add_selection(p)
+    p.add_argument("--suites", action="store_true", help="list the suites (their keys select them) instead")
     p.set_defaults(func=cmd_list)
     add_export_import(sub)
     add_report(sub)

@@ -30,7 +30,7 @@ from scipy import stats as scipy_stats
 
 from opbench import stats
 from opbench.errors import OpbenchError
-from opbench.results import DEFAULT_DIR, load_run, result_files, slugify
+from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files, slugify
 
 DEFAULT_FACTOR = 1.1
 DEFAULT_ALPHA = 0.05
@@ -57,29 +57,29 @@ COLUMNS = [
 class Selection:
     """One operand resolved: a run, and optionally one backend of it."""
 
-    run: dict
+    run: Run
     backend: str | None
     label: str
 
-    def results(self) -> dict[tuple[str, str], dict]:
+    def results(self) -> dict[tuple[str, str], Result]:
         """(case, backend) -> result, for the selected backend (or all of them)."""
         chosen = {}
-        for result in self.run["results"]:
-            if self.backend is None or result["backend"] == self.backend:
-                chosen[(result["case"], result["backend"])] = result
+        for result in self.run.results:
+            if self.backend is None or result.backend == self.backend:
+                chosen[(result.case, result.backend)] = result
         return chosen
 
 
 # --- resolving operands ------------------------------------------------------------------------------------------
 
 
-def _runs_in(results_dir: Path) -> list[tuple[Path, dict]]:
+def _runs_in(results_dir: Path) -> list[tuple[Path, Run]]:
     if not results_dir.exists():
         raise OpbenchError(f"{results_dir}: no such folder; pass result files or --results-dir")
     return [(f, load_run(f)) for f in result_files([results_dir])]
 
 
-def resolve_run(spec: str, results_dir: Path) -> tuple[dict, str]:
+def resolve_run(spec: str, results_dir: Path) -> tuple[Run, str]:
     """A result file path, a run id, or a device (slug or name) whose latest run is taken."""
     path = Path(spec)
     if path.is_file() or spec.endswith(".json"):
@@ -87,29 +87,29 @@ def resolve_run(spec: str, results_dir: Path) -> tuple[dict, str]:
             raise OpbenchError(f"{spec}: no such result file")
         return load_run(path), str(path)
     runs = _runs_in(results_dir)
-    by_id = [(f, r) for f, r in runs if r["run_id"] == spec]
+    by_id = [(f, r) for f, r in runs if r.run_id == spec]
     if by_id:
         return by_id[0][1], str(by_id[0][0])
     try:
         slug = slugify(spec)
     except OpbenchError:
         slug = None
-    of_device = [(f, r) for f, r in runs if r["device"]["slug"] == slug or r["device"]["name"] == spec]
+    of_device = [(f, r) for f, r in runs if r.device.slug == slug or r.device.name == spec]
     if not of_device:
-        devices = sorted({r["device"]["slug"] for _, r in runs})
+        devices = sorted({r.device.slug for _, r in runs})
         raise OpbenchError(
             f"{spec!r} is not a result file, a run id or a device with results under {results_dir}; "
             f"devices there: {', '.join(devices) or 'none'}"
         )
-    f, run = max(of_device, key=lambda fr: fr[1]["created"])
+    f, run = max(of_device, key=lambda fr: fr[1].created)
     return run, str(f)
 
 
-def latest_run(results_dir: Path) -> tuple[dict, str]:
-    runs = [(f, r) for f, r in _runs_in(results_dir) if r["source"] == "pytest-benchmark"] or _runs_in(results_dir)
+def latest_run(results_dir: Path) -> tuple[Run, str]:
+    runs = [(f, r) for f, r in _runs_in(results_dir) if r.source == "pytest-benchmark"] or _runs_in(results_dir)
     if not runs:
         raise OpbenchError(f"no result files under {results_dir}; run `make bench` first or pass --run")
-    f, run = max(runs, key=lambda fr: fr[1]["created"])
+    f, run = max(runs, key=lambda fr: fr[1].created)
     return run, str(f)
 
 
@@ -126,7 +126,7 @@ def resolve(spec: str, results_dir: Path, run_spec: str | None = None) -> Select
         return Selection(run, None, where)
     if not backend:
         raise OpbenchError(f"{spec!r}: no backend name after {'backend:' if spec.startswith('backend:') else '@'}")
-    present = sorted({r["backend"] for r in run["results"]})
+    present = sorted({r.backend for r in run.results})
     if backend not in present:
         raise OpbenchError(f"{spec!r}: backend {backend!r} has no results in {where}; it has: {', '.join(present)}")
     return Selection(run, backend, f"{where}@{backend}")
@@ -135,26 +135,21 @@ def resolve(spec: str, results_dir: Path, run_spec: str | None = None) -> Select
 # --- the rule ----------------------------------------------------------------------------------------------------
 
 
-def _samples(result: dict) -> list[float] | None:
-    samples = (result.get("stats") or {}).get("samples_s")
-    return samples if samples and len(samples) >= 2 else None
-
-
-def compare_results(a: dict, b: dict, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA) -> dict:
+def compare_results(a: Result, b: Result, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA) -> dict:
     """One row: both medians, B/A with its interval, the rank test, and the verdict of the rule."""
     row = {"median_a_s": None, "median_b_s": None, "ratio": None, "ratio_low": None, "ratio_high": None}
     row |= {"p_value": None, "basis": "", "significant": False}
     for side, result in (("A", a), ("B", b)):
-        if result["status"] != "ok" or not result.get("stats"):
-            reason = result.get("reason") or "no timing"
+        if not result.ok:
+            reason = result.reason or "no timing"
             return row | {
-                "change": result["status"] if result["status"] != "ok" else "failed",
+                "change": result.status if result.status != "ok" else "failed",
                 "basis": f"{side}: {reason}",
             }
-    sa, sb = _samples(a), _samples(b)
-    ma = stats.median(sa, a["stats"]["median_s"])
-    mb = stats.median(sb, b["stats"]["median_s"])
-    r = stats.ratio(sb, sa, b["stats"]["median_s"], a["stats"]["median_s"])
+    sa, sb = a.stats.samples, b.stats.samples
+    ma = stats.median(sa, a.stats.median_s)
+    mb = stats.median(sb, b.stats.median_s)
+    r = stats.ratio(sb, sa, b.stats.median_s, a.stats.median_s)
     row |= {"median_a_s": ma.value, "median_b_s": mb.value, "ratio": r.value, "ratio_low": r.low, "ratio_high": r.high}
     beyond = r.value > factor or r.value < 1 / factor
     within = f"within x{factor:g}"

@@ -11,7 +11,3 @@ class BackendUnavailable(OpbenchError):
 
 class UnsupportedCase(Exception):
     """A backend cannot export or compile one case; carries the exporter's own message."""
-
-
-class VerificationError(Exception):
-    """A prepared case gave a different answer from eager PyTorch; it must not be timed."""

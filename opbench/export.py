@@ -16,12 +16,11 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from opbench import __version__
+from opbench.backends import ExportFormat
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
 from opbench.errors import OpbenchError, UnsupportedCase
@@ -33,46 +32,7 @@ TEMPLATE = "template.csv"
 # what the user fills in (times in milliseconds), then two columns written by the export: leave them as they are
 FILL_COLUMNS = ("median_ms", "compute_unit", "mean_ms", "min_ms", "max_ms", "runs")
 TEMPLATE_COLUMNS = ("case", *FILL_COLUMNS, "file", "sha256")
-FORMATS = ("coreml", "onnx")
 DEFAULT_OUT = Path("exports")
-
-
-@dataclass(frozen=True)
-class Format:
-    """One export format: how to get a case's cached artifact and how to read its input and output back."""
-
-    name: str
-    suffix: str
-    options: dict  # recorded in the manifest (and part of the artifact's cache key)
-    versions: dict[str, str]
-    artifact: Callable[[Case, ArtifactCache], Artifact] = field(repr=False)
-    describe: Callable[[Path], dict] = field(repr=False)
-
-
-def get_format(name: str, precision: str = "float32", target: str | None = None) -> Format:
-    """The export format by name; OpbenchError for an unknown one or options it does not take."""
-    if name == "coreml":
-        from opbench.backends import coreml
-
-        target = target or coreml.DEFAULT_TARGET
-        coreml.check_options(target, precision)
-        return Format(
-            "coreml",
-            ".mlpackage",
-            {"convert_to": "mlprogram", "deployment_target": target, "precision": precision, "recipe": coreml.RECIPE},
-            coreml.coreml_versions(),
-            lambda case, cache: coreml.package(case, cache, target, precision),
-            coreml.describe,
-        )
-    if name == "onnx":
-        from opbench.backends import onnxruntime_cpu as ort
-
-        if precision != "float32" or target:
-            raise OpbenchError("--precision and --target apply to Core ML only; ONNX is exported in float32")
-        return Format(
-            "onnx", ".onnx", {"precision": "float32"}, ort.onnx_versions(), ort.onnx_artifact, ort.describe_onnx
-        )
-    raise OpbenchError(f"cannot export to {name!r}; choose one of {', '.join(FORMATS)}")
 
 
 def tree_sha256(path: Path) -> str:
@@ -103,7 +63,7 @@ def manifest_checksum(manifest: dict) -> str:
 
 def export_cases(
     cases: list[Case],
-    fmt: Format,
+    fmt: ExportFormat,
     out_dir: Path | str,
     cache: ArtifactCache,
     grid: str = "default",
@@ -166,7 +126,7 @@ def _keep_measured_manifest(out_dir: Path, entries: list[dict]) -> Path | None:
     return kept
 
 
-def _export_one(case: Case, fmt: Format, out_dir: Path, cache: ArtifactCache, previous: dict | None):
+def _export_one(case: Case, fmt: ExportFormat, out_dir: Path, cache: ArtifactCache, previous: dict | None):
     entry = {"case": case.id, "status": "ok", "file": None, "reason": ""}
     try:
         artifact = fmt.artifact(case, cache)
@@ -184,7 +144,7 @@ def _export_one(case: Case, fmt: Format, out_dir: Path, cache: ArtifactCache, pr
     return entry, "cached" if artifact.cache_hit else "exported"
 
 
-def _artifact_info(case: Case, artifact: Artifact, fmt: Format) -> dict:
+def _artifact_info(case: Case, artifact: Artifact, fmt: ExportFormat) -> dict:
     """Input, output (read back from the artifact), MACs and checksum, kept beside the cached artifact."""
     sidecar = artifact.path.with_name(artifact.path.name + ".info.json")
     if sidecar.exists():

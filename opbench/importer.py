@@ -10,29 +10,22 @@ device_results/ changes. The manifest's own checksum is verified first, so an ed
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from opbench import __version__
-from opbench.backends.coreml import BACKEND_UNITS
+from opbench.backends import EXPORT_FORMATS, DeviceUnits, device_units
 from opbench.case import Case
 from opbench.errors import OpbenchError
 from opbench.export import DEFAULT_OUT, FILL_COLUMNS, MANIFEST, TEMPLATE_COLUMNS, load_manifest
 from opbench.files import read_json
-from opbench.observations import select_cases
-from opbench.results import DEFAULT_DIR, new_run, slugify, validate, write_run
+from opbench.results import DEFAULT_DIR, Device, Result, Stats, new_run, slugify, validate, write_run
+from opbench.suite import select_cases
 
 EXTRA_COLUMNS = ("notes",)  # allowed and ignored
-# Xcode's and coremltools' spellings of a compute unit, compared without case, spaces, dashes or underscores
-UNIT_SPELLINGS = {
-    "all": "all",
-    "cpuandgpu": "cpuAndGPU",
-    "cpugpu": "cpuAndGPU",
-    "cpuonly": "cpuOnly",
-    "cpu": "cpuOnly",
-}
 TIME_UNITS = {"s": 1e3, "sec": 1e3, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ns": 1e-6}
 NUMBER_WITH_UNIT = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Zµμ]+)$")
 BACKEND_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -58,14 +51,14 @@ class Problems:
 
 
 def find_manifest(file: Path, manifest: Path | str | None) -> Path:
-    """--manifest, else manifest.json beside the file, else exports/coreml/manifest.json."""
+    """--manifest, else manifest.json beside the file, else exports/<format>/manifest.json."""
     if manifest:
         return Path(manifest)
-    for candidate in (file.parent / MANIFEST, DEFAULT_OUT / "coreml" / MANIFEST):
+    for candidate in (file.parent / MANIFEST, *(DEFAULT_OUT / name / MANIFEST for name in EXPORT_FORMATS)):
         if candidate.exists():
             return candidate
     raise OpbenchError(
-        f"no export manifest beside {file} or in {DEFAULT_OUT / 'coreml'}: name the manifest.json of the export "
+        f"no export manifest beside {file} or under {DEFAULT_OUT}/: name the manifest.json of the export "
         "that was measured with --manifest PATH"
     )
 
@@ -92,52 +85,45 @@ def import_file(
     manifest_path = find_manifest(file, manifest)
     exported = load_manifest(manifest_path)
     is_json = file.suffix.lower() == ".json"
-    # a result file names each result's backend; a template's rows take --backend (Core ML: coreml-all by default)
-    backend = _check_backend(backend, exported, default=not is_json)
-    device_entry = {"name": device, "slug": slugify(device), "kind": kind or device_kind(device)}
-    if device_entry["slug"] == "reference" or "published" in device_entry["slug"].split("-"):
+    units = device_units(exported.get("format", ""))
+    # a result file names each result's backend; a template's rows take --backend (or the format's default)
+    backend = _check_backend(backend, units, default=not is_json)
+    slug = slugify(device)
+    if slug == "reference" or "published" in slug.split("-"):
         raise OpbenchError(
             f"--device {device!r}: measurements are imported under the device they were taken on; published numbers "
             "live in device_results/reference/ and are not imported"
         )
-    if os_name:
-        device_entry["os"] = os_name
     problems = Problems(str(file))
     if is_json:
-        results, software = _from_json(file, exported, backend, problems)
+        results, software = _from_json(file, exported, units, backend, problems)
     elif file.suffix.lower() in (".csv", ".txt"):
-        results, software = _from_csv(file, exported, backend, problems), {}
+        results, software = _from_csv(file, exported, units, backend, problems), {}
     else:
         raise OpbenchError(f"{file}: import a filled template (.csv) or an opbench result file (.json)")
-    _attach_cases(results, exported, problems)
+    results = _attach_cases(results, exported, problems)
     problems.raise_if_any()
     if not results:
         raise OpbenchError(f"{file}: no measurements in it; fill median_ms for the packages you measured")
-    run = new_run(
-        device_entry,
-        results,
-        "import",
-        {
-            "method": protocol or "not stated",
-            "imported_from": file.name,
-            "manifest": str(manifest_path),
-            "manifest_checksum": exported["checksum"],
-            "export": exported.get("options", {}),
-        },
-    )
-    run["software"] = {**exported.get("versions", {}), **software, "opbench": __version__}
-    validate(run, str(file))
+    protocol_info = {
+        "method": protocol or "not stated",
+        "imported_from": file.name,
+        "manifest": str(manifest_path),
+        "manifest_checksum": exported["checksum"],
+        "export": exported.get("options", {}),
+    }
+    run = new_run(Device(device, slug, kind or device_kind(device), os=os_name), results, "import", protocol_info)
+    run.software = {**exported.get("versions", {}), **software, "opbench": __version__}
+    validate(run.to_json(), str(file))
     return write_run(run, results_dir)
 
 
-def _check_backend(backend: str | None, exported: dict, default: bool) -> str | None:
-    if exported.get("format") == "coreml" and (backend or default):
-        backend = backend or "coreml-all"
-        if backend not in BACKEND_UNITS:
-            raise OpbenchError(
-                f"--backend {backend}: Core ML packages are measured as one of {', '.join(BACKEND_UNITS)} "
-                "(compute units all, cpuAndGPU, cpuOnly)"
-            )
+def _check_backend(backend: str | None, units: DeviceUnits | None, default: bool) -> str | None:
+    if units is not None and (backend or default):
+        backend = backend or units.default_backend
+        if backend not in units.by_backend:
+            settings = ", ".join(f"{b} ({u})" for b, u in units.by_backend.items())
+            raise OpbenchError(f"--backend {backend}: these packages are measured as one of {settings}")
     elif backend is not None and not BACKEND_NAME.match(backend):
         raise OpbenchError(f"--backend {backend!r}: use lower-case letters, digits, '.', '-' or '_'")
     return backend
@@ -146,10 +132,12 @@ def _check_backend(backend: str | None, exported: dict, default: bool) -> str | 
 # --- the filled template -------------------------------------------------------------------------------------
 
 
-def _from_csv(file: Path, exported: dict, backend: str | None, problems: Problems) -> list[dict]:
+def _from_csv(
+    file: Path, exported: dict, units: DeviceUnits | None, backend: str | None, problems: Problems
+) -> list[Result]:
     entries = {e["case"]: e for e in exported.get("entries", [])}
     if backend is None:
-        problems.add("command line", "--backend is required for ONNX measurements (the runtime that ran them)")
+        problems.add("command line", f"--backend is required for {exported.get('format')} measurements (the runtime)")
     try:
         text = file.read_text(encoding="utf-8-sig")  # a BOM from spreadsheet programs is fine
     except (OSError, UnicodeDecodeError) as exc:
@@ -186,7 +174,7 @@ def _from_csv(file: Path, exported: dict, backend: str | None, problems: Problem
                 f"{case_id}: package checksum {values['sha256'][:12]}... is not the manifest's "
                 f"{str(entry.get('sha256'))[:12]}...: this row belongs to a different export",
             )
-        result = _row_result(values, entry, exported, backend, where, problems)
+        result = _row_result(values, entry, exported, units, backend, where, problems)
         if result:
             results.append(result)
     return results
@@ -219,14 +207,20 @@ def _check_header(columns: list[str], problems: Problems) -> bool:
 
 
 def _row_result(
-    values: dict, entry: dict, exported: dict, backend: str | None, where: str, problems: Problems
-) -> dict | None:
+    values: dict,
+    entry: dict,
+    exported: dict,
+    units: DeviceUnits | None,
+    backend: str | None,
+    where: str,
+    problems: Problems,
+) -> Result | None:
     before = len(problems.items)
     times = {c: _milliseconds(values.get(c, ""), c, where, problems) for c in FILL_COLUMNS if c.endswith("_ms")}
     if not values.get("median_ms"):
         problems.add(where, f"{entry['case']}: median_ms is missing (delete the rows you did not measure)")
     runs = _runs(values.get("runs", ""), where, problems)
-    unit = _compute_unit(values.get("compute_unit", ""), exported, backend, where, problems)
+    unit = _compute_unit(values.get("compute_unit", ""), units, backend, where, problems)
     median, low, high, mean = times["median_ms"], times["min_ms"], times["max_ms"], times["mean_ms"]
     if median and ((low and low > median) or (high and high < median)):
         problems.add(where, f"min_ms <= median_ms <= max_ms does not hold ({low}, {median}, {high})")
@@ -234,28 +228,21 @@ def _row_result(
         problems.add(where, f"min_ms <= mean_ms <= max_ms does not hold ({low}, {mean}, {high})")
     if len(problems.items) > before or median is None:
         return None
-    stats = {"median_s": median / 1e3}
-    for column, key in (("mean_ms", "mean_s"), ("min_ms", "min_s"), ("max_ms", "max_s")):
-        if times[column] is not None:
-            stats[key] = times[column] / 1e3
-    if runs is not None:
-        stats["rounds"] = runs
+    seconds = {c: times[c] / 1e3 if times[c] is not None else None for c in ("mean_ms", "min_ms", "max_ms")}
+    stats = Stats(median / 1e3, seconds["mean_ms"], seconds["min_ms"], seconds["max_ms"], rounds=runs)
     options = exported.get("options", {})
     backend_options = {**options, "package": entry["file"], "package_sha256": entry["sha256"]}
     if unit:
         backend_options["compute_units"] = unit
-    return {
-        "case": entry["case"],
-        "backend": backend,
-        "backend_options": backend_options,
-        "backend_versions": exported.get("versions", {}),
-        "threads": None,
-        "precision": options.get("precision", "float32"),
-        "status": "ok",
-        "reason": "",
-        "check": None,
-        "stats": stats,
-    }
+    return Result(
+        case=entry["case"],
+        suite="",  # filled from opbench's case by _attach_cases
+        backend=backend,
+        backend_options=backend_options,
+        backend_versions=exported.get("versions", {}),
+        precision=options.get("precision", "float32"),
+        stats=stats,
+    )
 
 
 def _milliseconds(text: str, column: str, where: str, problems: Problems) -> float | None:
@@ -296,21 +283,22 @@ def _runs(text: str, where: str, problems: Problems) -> int | None:
     return int(runs)
 
 
-def _compute_unit(text: str, exported: dict, backend: str | None, where: str, problems: Problems) -> str | None:
+def _compute_unit(
+    text: str, units: DeviceUnits | None, backend: str | None, where: str, problems: Problems
+) -> str | None:
+    if units is None:
+        return text or None  # another runtime's own words, recorded as they are
     if not text:
-        return BACKEND_UNITS.get(backend or "")
-    if exported.get("format") != "coreml":
-        return text  # another runtime's own words, recorded as they are
-    unit = UNIT_SPELLINGS.get(re.sub(r"[\s_-]", "", text.lower()))
+        return units.by_backend.get(backend or "")
+    unit = units.parse(text)
     if unit is None:
-        problems.add(where, f"unknown compute unit {text!r}; use all, cpuAndGPU or cpuOnly")
+        problems.add(where, f"unknown compute unit {text!r}; use {', '.join(dict.fromkeys(units.by_backend.values()))}")
         return None
-    if backend and unit != BACKEND_UNITS[backend]:
-        matching = next(name for name, u in BACKEND_UNITS.items() if u == unit)
+    if backend and unit != units.by_backend[backend]:
         problems.add(
             where,
-            f"compute unit {unit} is not that of --backend {backend} ({BACKEND_UNITS[backend]}); "
-            f"import {unit} measurements separately with --backend {matching}",
+            f"compute unit {unit} is not that of --backend {backend} ({units.by_backend[backend]}); "
+            f"import {unit} measurements separately with --backend {units.backend_for(unit)}",
         )
         return None
     return unit
@@ -319,52 +307,59 @@ def _compute_unit(text: str, exported: dict, backend: str | None, where: str, pr
 # --- an opbench result file ----------------------------------------------------------------------------------
 
 
-def _from_json(file: Path, exported: dict, backend: str | None, problems: Problems) -> tuple[list[dict], dict]:
+def _from_json(
+    file: Path, exported: dict, units: DeviceUnits | None, backend: str | None, problems: Problems
+) -> tuple[list[Result], dict]:
     run = validate(read_json(file), str(file))  # the schema: positive medians, known statuses, types
     entries = {e["case"]: e for e in exported.get("entries", [])}
     results, seen = [], {}
-    for index, result in enumerate(run["results"]):
+    for index, data in enumerate(run["results"]):
+        result = Result.from_json(data)
         where = f"results[{index}]"
-        key = (result["case"], result["backend"])
-        entry = entries.get(result["case"])
+        key = (result.case, result.backend)
+        entry = entries.get(result.case)
         if key in seen:
-            problems.add(where, f"{result['case']} on {result['backend']} is listed twice (first at {seen[key]})")
+            problems.add(where, f"{result.case} on {result.backend} is listed twice (first at {seen[key]})")
             continue
         seen[key] = where
         if entry is None:
-            problems.add(where, f"unknown case {result['case']!r}: not in the manifest ({len(entries)} cases)")
+            problems.add(where, f"unknown case {result.case!r}: not in the manifest ({len(entries)} cases)")
             continue
-        if exported.get("format") == "coreml" and result["backend"] not in BACKEND_UNITS:
-            problems.add(where, f"backend {result['backend']!r} is not one of {', '.join(BACKEND_UNITS)}")
-        if backend and result["backend"] != backend:
-            problems.add(where, f"backend {result['backend']} is not --backend {backend}")
-        sha = (result.get("backend_options") or {}).get("package_sha256")
+        if units is not None and result.backend not in units.by_backend:
+            problems.add(where, f"backend {result.backend!r} is not one of {', '.join(units.by_backend)}")
+        if backend and result.backend != backend:
+            problems.add(where, f"backend {result.backend} is not --backend {backend}")
+        sha = result.backend_options.get("package_sha256")
         if sha and sha != entry.get("sha256"):
-            problems.add(where, f"{result['case']}: package checksum is not the manifest's: a different export")
-        if result["status"] == "ok" and not result.get("stats"):
-            problems.add(where, f"{result['case']}: status ok but no stats (median_s)")
-        results.append(dict(result))
+            problems.add(where, f"{result.case}: package checksum is not the manifest's: a different export")
+        if result.status == "ok" and not result.stats:
+            problems.add(where, f"{result.case}: status ok but no stats (median_s)")
+        results.append(result)
     return results, run.get("software", {})
 
 
 # --- both ----------------------------------------------------------------------------------------------------
 
 
-def _attach_cases(results: list[dict], exported: dict, problems: Problems) -> None:
-    """The case's metadata from opbench's own registry, which must still compute what was exported."""
+CASE_FIELDS = ("suite", "family", "variant", "group", "params", "input_shape", "macs", "param_count", "bytes")
+
+
+def _attach_cases(results: list[Result], exported: dict, problems: Problems) -> list[Result]:
+    """Each result with its case's metadata from opbench's own registry, which must still compute what was
+    exported."""
     if not results:
-        return
+        return []
     registry: dict[str, Case] = {c.id: c for c in select_cases(exported.get("grid", "default"))}
     fingerprints = {e["case"]: e.get("fingerprint") for e in exported.get("entries", [])}
+    attached = []
     for result in results:
-        case = registry.get(result["case"])
+        case = registry.get(result.case)
         if case is None:
-            problems.add(result["case"], "in the manifest but no longer one of opbench's cases: export again")
+            problems.add(result.case, "in the manifest but no longer one of opbench's cases: export again")
             continue
         if fingerprints.get(case.id) and fingerprints[case.id] != case.fingerprint:
             problems.add(case.id, "opbench's case has changed since this export: export again and measure again")
             continue
-        ordered = {**case.metadata(), "group": case.group}
-        ordered.update(result)
-        result.clear()
-        result.update(ordered)
+        described = Result.for_case(case, result.backend)
+        attached.append(dataclasses.replace(result, **{f: getattr(described, f) for f in CASE_FIELDS}))
+    return attached

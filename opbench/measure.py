@@ -17,6 +17,7 @@ import torch
 from opbench.backends.base import Backend, Prepared, RunConfig
 from opbench.case import Case
 from opbench.errors import UnsupportedCase
+from opbench.results import Check
 
 # (atol, rtol): passes when max |out - ref| <= atol + rtol * max |ref|
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -26,16 +27,6 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 }
 
 Status = Literal["ok", "unsupported", "failed"]
-
-
-@dataclass(frozen=True)
-class Check:
-    max_abs_err: float
-    tolerance: float
-    passed: bool
-
-    def as_dict(self) -> dict:
-        return {"max_abs_err": self.max_abs_err, "tolerance": self.tolerance, "passed": self.passed}
 
 
 @dataclass

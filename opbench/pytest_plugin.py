@@ -15,9 +15,9 @@ from opbench.backends import RunConfig, get_backend, parse_backends, unavailable
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
-from opbench.observations import select_cases
-from opbench.results import DEFAULT_DIR, device_info, new_run, software_versions, stats_from_samples, write_run
+from opbench.results import DEFAULT_DIR, Result, Stats, device_info, new_run, software_versions, write_run
 from opbench.shapes import GRIDS
+from opbench.suite import parse_suites, select_cases
 
 STATE = pytest.StashKey["RunState"]()
 
@@ -28,9 +28,10 @@ class RunState:
     config: RunConfig
     grid: str
     pattern: str | None
+    suites: list[str] | None  # None: every suite
     device_name: str | None
     results_dir: str
-    results: list[dict] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
     written: str | None = None
@@ -61,6 +62,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--opbench-results-dir", default=str(DEFAULT_DIR), help="where result files go (default: %(default)s)"
     )
     group.addoption("--opbench-grid", default="default", choices=list(GRIDS), help="stage shapes: default (L1) or full")
+    group.addoption(
+        "--opbench-suites",
+        default=None,
+        help="comma-separated suites to run (`opbench list --suites` names them; default: every suite)",
+    )
     group.addoption("--opbench-cases", default=None, help="only case ids matching this glob, e.g. 'obs3/*/c448*'")
     group.addoption("--opbench-cache-dir", default=str(DEFAULT_ROOT), help="exported artifacts (default: %(default)s)")
     group.addoption(
@@ -85,6 +91,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except OpbenchError as exc:
         raise pytest.UsageError(str(exc)) from exc
     pattern = config.getoption("opbench_cases")
+    chosen = config.getoption("opbench_suites")
+    suites = [n.strip() for n in chosen.split(",") if n.strip()] if chosen and chosen.strip() != "all" else None
     if pattern and not select_cases(config.getoption("opbench_grid"), None, pattern):
         raise pytest.UsageError(f"--opbench-cases {pattern!r} matches no case; `opbench list` shows the case ids")
     config.stash[STATE] = RunState(
@@ -92,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config=RunConfig(threads=threads, cache=ArtifactCache(config.getoption("opbench_cache_dir"))),
         grid=config.getoption("opbench_grid"),
         pattern=pattern,
+        suites=suites,
         device_name=config.getoption("opbench_device"),
         results_dir=config.getoption("opbench_results_dir"),
         report=config.getoption("opbench_report_out") if config.getoption("opbench_report") else None,
@@ -125,32 +134,40 @@ class CaseRun:
         self.state.software.update(backend.versions())
         outcome = measuring.measure(self.case, backend, self.state.config, benchmark)
         if outcome.check:
-            benchmark.extra_info["check"] = outcome.check.as_dict()
+            benchmark.extra_info["check"] = outcome.check.to_json()
         self.state.results.append(self._record(backend, outcome, benchmark))
         if outcome.status == "unsupported":
             pytest.skip(f"unsupported on {backend.name}: {outcome.reason}")
         if outcome.status == "failed":
             pytest.fail(outcome.reason, pytrace=False)
 
-    def _record(self, backend, outcome: measuring.Outcome, benchmark) -> dict:
-        timed = getattr(benchmark, "stats", None)
+    def _record(self, backend, outcome: measuring.Outcome, benchmark) -> Result:
         prepared = outcome.prepared
-        return {
-            **self.case.metadata(),
-            "group": self.case.group,
-            "backend": backend.name,
-            "backend_options": backend.options(),
-            "backend_versions": backend.versions(),
-            "threads": self.state.config.threads,
-            "precision": backend.precision,
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "export_s": prepared.export_s if prepared else None,
-            "cache_hit": prepared.cache_hit if prepared else None,
-            "info": prepared.info if prepared else {},
-            "check": outcome.check.as_dict() if outcome.check else None,
-            "stats": stats_from_samples(timed.stats.data, timed.iterations) if timed and timed.stats.data else None,
-        }
+        return Result.for_case(
+            self.case,
+            backend.name,
+            status=outcome.status,
+            reason=outcome.reason,
+            backend_options=backend.options(),
+            backend_versions=backend.versions(),
+            threads=self.state.config.threads,
+            precision=backend.precision,
+            export_s=prepared.export_s if prepared else None,
+            cache_hit=prepared.cache_hit if prepared else None,
+            info=prepared.info if prepared else {},
+            check=outcome.check,
+            stats=timed_stats(benchmark),
+        )
+
+
+def timed_stats(benchmark) -> Stats | None:
+    """The raw per-call samples, read through pytest-benchmark's own export (what --benchmark-json writes);
+    None when nothing was timed (--benchmark-disable, or the case was never handed to the timer)."""
+    metadata = getattr(benchmark, "stats", None)
+    if not metadata:
+        return None
+    timed = metadata.as_dict(include_data=True)["stats"]
+    return Stats.from_samples(timed["data"], timed["iterations"])
 
 
 @pytest.fixture
@@ -159,20 +176,33 @@ def opbench_case(request: pytest.FixtureRequest) -> CaseRun:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize `opbench_case` over the module's OBSERVATION cases x the selected backends."""
+    """Parametrize `opbench_case` over the module's SUITE's cases x the selected backends (no case when the suite
+    is not among --opbench-suites)."""
     if "opbench_case" not in metafunc.fixturenames:
         return
     state = metafunc.config.stash[STATE]
-    key = getattr(metafunc.module, "OBSERVATION", None)
+    key = getattr(metafunc.module, "SUITE", None)
     if key is None:
-        raise pytest.UsageError(f"{metafunc.module.__name__} uses opbench_case but sets no OBSERVATION")
+        raise pytest.UsageError(f"{metafunc.module.__name__} uses opbench_case but sets no SUITE")
+    try:
+        chosen = state.suites is None or key in state.suites
+        cases = select_cases(state.grid, [key], state.pattern) if chosen else []
+    except OpbenchError as exc:
+        raise pytest.UsageError(f"{metafunc.module.__name__}: {exc}") from exc
     backends = state.runnable_backends()
-    runs = [CaseRun(c, b, state) for c in select_cases(state.grid, [key], state.pattern) for b in backends]
+    runs = [CaseRun(c, b, state) for c in cases for b in backends]
     metafunc.parametrize("opbench_case", runs, ids=[f"{r.case.id}-{r.backend}" for r in runs], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect case modules left with no case by --opbench-cases (instead of an 'empty parameter set' skip)."""
+    """Check --opbench-suites against the registry (users' case modules register their suites when collected),
+    then deselect case modules left with no case (instead of an 'empty parameter set' skip)."""
+    state = config.stash.get(STATE, None)
+    if state is not None and state.suites is not None:
+        try:
+            parse_suites(state.suites)
+        except OpbenchError as exc:
+            raise pytest.UsageError(f"--opbench-suites: {exc}") from exc
     empty = [
         item
         for item in items
@@ -189,7 +219,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     if state is not None:
         machine_info["opbench"] = {
             "threads": state.config.threads,
-            "device": device_info(state.device_name),
+            "device": device_info(state.device_name).to_json(),
             "software": software_versions(),
         }
 
@@ -197,7 +227,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write the run's result file if anything was timed (not with --benchmark-disable)."""
     state = session.config.stash.get(STATE, None)
-    if state is None or not any(r["stats"] for r in state.results):
+    if state is None or not any(r.stats for r in state.results):
         return
     protocol = {"threads": state.config.threads, "grid": state.grid, "timer": "time.perf_counter"}
     for option, kind in (
@@ -231,12 +261,12 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None or not (state.results or state.unavailable):
         return
-    counts = {s: sum(r["status"] == s for r in state.results) for s in ("ok", "unsupported", "failed")}
+    counts = {s: sum(r.status == s for r in state.results) for s in ("ok", "unsupported", "failed")}
     terminalreporter.section("opbench")
     terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items()))
     for r in state.results:
-        if r["status"] != "ok":
-            terminalreporter.write_line(f"{r['status']}: {r['case']} on {r['backend']}: {r['reason'][:300]}")
+        if r.status != "ok":
+            terminalreporter.write_line(f"{r.status}: {r.case} on {r.backend}: {r.reason[:300]}")
     for name, reason in state.unavailable.items():
         terminalreporter.write_line(f"unavailable: {name}: {reason}")
     where = f"results written to {state.written}" if state.written else "nothing timed, no result file written"

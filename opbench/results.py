@@ -6,6 +6,7 @@ One JSON file per run at device_results/<device-slug>/<run-id>.json. JSON only, 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import importlib.metadata
@@ -15,14 +16,20 @@ import platform
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import jsonschema
 import numpy as np
 import pandas as pd
 
+from opbench import stats
 from opbench.errors import OpbenchError
 from opbench.files import atomic_write_text, read_json
+
+if TYPE_CHECKING:
+    from opbench.case import Case
 
 SCHEMA = "opbench-results/1"
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
@@ -38,22 +45,34 @@ def slugify(name: str) -> str:
     return slug
 
 
-def device_info(name: str | None = None, kind: str = "host") -> dict:
+@dataclass(frozen=True)
+class Device:
+    """The machine a run was measured on."""
+
+    name: str
+    slug: str
+    kind: str = "host"
+    cpu: str | None = None
+    cores: int | None = None
+    memory_gb: float | None = None
+    os: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Device:
+        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls) if f.name in data})
+
+
+def device_info(name: str | None = None, kind: str = "host") -> Device:
     """This host: processor (py-cpuinfo), cores, memory, OS. `name` defaults to the processor's brand."""
     import cpuinfo
 
     cpu = cpuinfo.get_cpu_info().get("brand_raw") or platform.processor() or "unknown cpu"
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     name = name or cpu
-    return {
-        "name": name,
-        "slug": slugify(name),
-        "kind": kind,
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(memory, 1),
-        "os": platform.platform(),
-    }
+    return Device(name, slugify(name), kind, cpu, os.cpu_count(), round(memory, 1), platform.platform())
 
 
 def software_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -64,36 +83,189 @@ def software_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**versions, **(extra or {})}
 
 
-def stats_from_samples(samples_s: Iterable[float], iterations: int | None = None) -> dict:
-    """Summary of per-call samples (seconds), raw samples kept."""
-    data = np.asarray(list(samples_s), dtype=float)
-    q1, median, q3 = np.percentile(data, [25, 50, 75])
-    return {
-        "median_s": float(median),
-        "mean_s": float(data.mean()),
-        "min_s": float(data.min()),
-        "max_s": float(data.max()),
-        "iqr_s": float(q3 - q1),
-        "stddev_s": float(data.std(ddof=1)) if data.size > 1 else 0.0,
-        "rounds": int(data.size),
-        "iterations": iterations,
-        "samples_s": [float(f"{x:.5g}") for x in data],  # 5 significant digits: far below timer noise
-    }
+@dataclass(frozen=True)
+class Stats:
+    """Per-call latency statistics in seconds, raw samples kept (an imported number may be a median alone)."""
+
+    median_s: float
+    mean_s: float | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+    iqr_s: float | None = None
+    stddev_s: float | None = None
+    rounds: int | None = None
+    iterations: int | None = None
+    samples_s: tuple[float, ...] = ()
+
+    @classmethod
+    def from_samples(cls, samples_s: Iterable[float], iterations: int | None = None) -> Stats:
+        data = np.asarray(list(samples_s), dtype=float)
+        q1, median, q3 = np.percentile(data, [25, 50, 75])
+        return cls(
+            median_s=float(median),
+            mean_s=float(data.mean()),
+            min_s=float(data.min()),
+            max_s=float(data.max()),
+            iqr_s=float(q3 - q1),
+            stddev_s=float(data.std(ddof=1)) if data.size > 1 else 0.0,
+            rounds=int(data.size),
+            iterations=iterations,
+            samples_s=tuple(float(f"{x:.5g}") for x in data),  # 5 significant digits: far below timer noise
+        )
+
+    @property
+    def samples(self) -> tuple[float, ...] | None:
+        """The raw samples when there are enough to bootstrap (stats.usable decides), else None."""
+        return self.samples_s if stats.usable(self.samples_s) is not None else None
+
+    def to_json(self) -> dict:
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        data["samples_s"] = list(self.samples_s)
+        if not self.samples_s:
+            del data["samples_s"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Stats:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["samples_s"] = tuple(data.get("samples_s") or ())
+        return cls(**values)
 
 
-def new_run(device: dict, results: list[dict], source: str, protocol: dict | None = None, **extra) -> dict:
+@dataclass(frozen=True)
+class Check:
+    """The backend's output against eager PyTorch's on the same input."""
+
+    max_abs_err: float
+    tolerance: float
+    passed: bool
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One (case, backend) measurement of a run: what was measured, how, its check and its statistics.
+
+    The one record the plugin, the importer and the tests write, and the report and compare read. In the JSON
+    file `suite` is the key "observation" (schema 1 named it so)."""
+
+    case: str
+    suite: str
+    backend: str
+    status: Literal["ok", "unsupported", "failed"] = "ok"
+    reason: str = ""
+    family: str = ""
+    variant: str = ""
+    group: str = ""
+    params: dict = field(default_factory=dict)
+    input_shape: tuple[int, ...] = ()
+    backend_options: dict = field(default_factory=dict)
+    backend_versions: dict = field(default_factory=dict)
+    threads: int | None = None
+    precision: str = "float32"
+    macs: int | None = None
+    param_count: int | None = None
+    bytes: int | None = None
+    export_s: float | None = None
+    cache_hit: bool | None = None
+    info: dict = field(default_factory=dict)
+    check: Check | None = None
+    stats: Stats | None = None
+    reference: dict | None = None  # published numbers only: where they come from
+
+    @classmethod
+    def for_case(cls, case: Case, backend: str, **fields) -> Result:
+        """A result of the case, its metadata (costs counted once per case) filled in."""
+        costs = case.costs
+        return cls(
+            case=case.id, suite=case.suite, family=case.family, variant=case.variant, group=case.group,
+            params=dict(case.params), input_shape=tuple(case.input_shape), backend=backend, macs=costs.macs,
+            param_count=costs.param_count, bytes=costs.bytes, **fields,
+        )  # fmt: skip
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.stats is not None
+
+    def to_json(self) -> dict:
+        data = {"case": self.case, "observation": self.suite}
+        for f in dataclasses.fields(self):
+            if f.name in ("case", "suite"):
+                continue
+            value = getattr(self, f.name)
+            if f.name == "reference" and value is None:
+                continue
+            if isinstance(value, Stats | Check):
+                value = value.to_json()
+            data[f.name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Result:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["suite"] = data.get("observation", "")
+        values["input_shape"] = tuple(data.get("input_shape") or ())
+        values["check"] = Check(**data["check"]) if data.get("check") else None
+        values["stats"] = Stats.from_json(data["stats"]) if data.get("stats") else None
+        for key in ("params", "backend_options", "backend_versions", "info"):
+            values[key] = data.get(key) or {}
+        return cls(**values)
+
+
+@dataclass
+class Run:
+    """One result file: where and with what a set of results was measured (or imported, or published)."""
+
+    run_id: str
+    created: str
+    source: Literal["pytest-benchmark", "import", "reference"]
+    device: Device
+    software: dict[str, str]
+    results: list[Result]
+    protocol: dict = field(default_factory=dict)
+    unavailable_backends: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = {"schema": SCHEMA, "run_id": self.run_id, "created": self.created, "source": self.source,
+                "device": self.device.to_json(), "software": self.software, "protocol": self.protocol}  # fmt: skip
+        if self.unavailable_backends:
+            data["unavailable_backends"] = self.unavailable_backends
+        data["results"] = [r.to_json() for r in self.results]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Run:
+        return cls(
+            run_id=data["run_id"], created=data["created"], source=data["source"],
+            device=Device.from_json(data["device"]), software=dict(data.get("software") or {}),
+            results=[Result.from_json(r) for r in data["results"]], protocol=dict(data.get("protocol") or {}),
+            unavailable_backends=dict(data.get("unavailable_backends") or {}),
+        )  # fmt: skip
+
+
+def new_run(
+    device: Device,
+    results: list[Result],
+    source: str,
+    protocol: dict | None = None,
+    software: dict[str, str] | None = None,
+    unavailable_backends: dict[str, str] | None = None,
+) -> Run:
     created = dt.datetime.now(dt.UTC)
-    return {
-        "schema": SCHEMA,
-        "run_id": f"{created:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
-        "created": created.isoformat(timespec="seconds"),
-        "source": source,
-        "device": device,
-        "software": software_versions(extra.pop("software", None)),
-        "protocol": protocol or {},
-        **extra,
-        "results": results,
-    }
+    return Run(
+        run_id=f"{created:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+        created=created.isoformat(timespec="seconds"),
+        source=source,
+        device=device,
+        software=software_versions(software),
+        results=list(results),
+        protocol=protocol or {},
+        unavailable_backends=unavailable_backends or {},
+    )
 
 
 @functools.cache
@@ -113,18 +285,18 @@ def validate(run: object, where: str) -> dict:
     return run  # type: ignore[return-value]
 
 
-def write_run(run: dict, results_dir: Path | str = DEFAULT_DIR) -> Path:
+def write_run(run: Run, results_dir: Path | str = DEFAULT_DIR) -> Path:
     """Validate, then write atomically (temp file + rename) to <results_dir>/<device-slug>/<run-id>.json."""
-    validate(run, "result to write")
-    folder = Path(results_dir) / run["device"]["slug"]
+    data = validate(run.to_json(), "result to write")
+    folder = Path(results_dir) / run.device.slug
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run['run_id']}.json"
-    atomic_write_text(path, json.dumps(run, indent=1))
+    path = folder / f"{run.run_id}.json"
+    atomic_write_text(path, json.dumps(data, indent=1))
     return path
 
 
-def load_run(path: Path | str) -> dict:
-    return validate(read_json(path, "result file"), str(path))
+def load_run(path: Path | str) -> Run:
+    return Run.from_json(validate(read_json(path, "result file"), str(path)))
 
 
 def result_files(paths: Iterable[Path | str]) -> list[Path]:
@@ -140,28 +312,27 @@ def result_files(paths: Iterable[Path | str]) -> list[Path]:
     return files
 
 
-def load_runs(paths: Iterable[Path | str] = (DEFAULT_DIR,)) -> list[dict]:
+def load_runs(paths: Iterable[Path | str] = (DEFAULT_DIR,)) -> list[Run]:
     return [load_run(f) for f in result_files(paths)]
 
 
-def to_dataframe(runs: Iterable[dict]) -> pd.DataFrame:
+def to_dataframe(runs: Iterable[Run]) -> pd.DataFrame:
     """One row per (run, case, backend): result fields, stats flattened, plus device and run columns."""
     rows = []
     for run in runs:
-        for result in run["results"]:
-            stats = result.get("stats") or {}
-            check = result.get("check") or {}
+        for result in run.results:
+            data = result.to_json()
             rows.append(
                 {
-                    "run_id": run["run_id"],
-                    "source": run["source"],
-                    "created": run["created"],
-                    "device": run["device"]["name"],
-                    "device_slug": run["device"]["slug"],
-                    **{k: v for k, v in result.items() if k not in ("stats", "check")},
-                    **{k: v for k, v in stats.items()},
-                    "check_passed": check.get("passed"),
-                    "max_abs_err": check.get("max_abs_err"),
+                    "run_id": run.run_id,
+                    "source": run.source,
+                    "created": run.created,
+                    "device": run.device.name,
+                    "device_slug": run.device.slug,
+                    **{k: v for k, v in data.items() if k not in ("stats", "check")},
+                    **(data.get("stats") or {}),
+                    "check_passed": result.check.passed if result.check else None,
+                    "max_abs_err": result.check.max_abs_err if result.check else None,
                 }
             )
     return pd.DataFrame(rows)

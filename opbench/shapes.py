@@ -8,10 +8,10 @@ from opbench.errors import OpbenchError
 
 IMAGE = 224
 STAGE_RESOLUTIONS = (56, 28, 14, 7)
-MODELS = {  # widths S1..S4, depths S1..S4, Meta3D blocks at the end of S4
-    "l1": ((48, 96, 224, 448), (3, 2, 6, 4), 1),
-    "l3": ((64, 128, 320, 512), (4, 4, 12, 6), 4),
-    "l7": ((96, 192, 384, 768), (6, 6, 18, 8), 8),
+MODELS = {  # widths S1..S4, depths S1..S4
+    "l1": ((48, 96, 224, 448), (3, 2, 6, 4)),
+    "l3": ((64, 128, 320, 512), (4, 4, 12, 6)),
+    "l7": ((96, 192, 384, 768), (6, 6, 18, 8)),
 }
 GRIDS = {
     "default": ("l1",),
@@ -39,14 +39,9 @@ def stages(grid: str) -> list[Stage]:
     seen: set[tuple[int, int]] = set()
     found = []
     for model in GRIDS[grid]:
-        widths, depths, _ = MODELS[model]
+        widths, depths = MODELS[model]
         for index, (width, res, depth) in enumerate(zip(widths, STAGE_RESOLUTIONS, depths, strict=True), start=1):
             if (width, res) not in seen:
                 seen.add((width, res))
                 found.append(Stage(model, index, width, res, depth))
     return found
-
-
-def stage(grid: str, index: int) -> list[Stage]:
-    """The grid's stages of one index (e.g. every S4, where the models run MHSA)."""
-    return [s for s in stages(grid) if s.index == index]

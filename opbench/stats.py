@@ -36,19 +36,23 @@ class Estimate:
     def below(self, threshold: float) -> bool:
         return (self.high if self.has_interval else self.value) < threshold
 
+    def clearly_below(self, other: Estimate) -> bool:
+        """This interval lies wholly below the other's (point estimates compare their values)."""
+        return self.below(other.low if other.has_interval else other.value)
+
 
 def _median_ratio(candidate: np.ndarray, baseline: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.median(candidate, axis=axis) / np.median(baseline, axis=axis)
 
 
-def _usable(samples: Sequence[float] | None) -> np.ndarray | None:
+def usable(samples: Sequence[float] | None) -> np.ndarray | None:
     data = np.asarray(samples if samples is not None else [], dtype=float)
     return data if data.size >= 2 else None
 
 
 def median(samples: Sequence[float] | None, median_s: float | None = None) -> Estimate:
     """Median with a bootstrap interval; a point estimate from median_s when there are no samples."""
-    data = _usable(samples)
+    data = usable(samples)
     if data is None:
         if median_s is None:
             raise ValueError("a median needs samples or a median value")
@@ -69,7 +73,7 @@ def ratio(
 
     Without samples on either side, the ratio of the given medians as a point estimate.
     """
-    a, b = _usable(candidate), _usable(baseline)
+    a, b = usable(candidate), usable(baseline)
     if a is None or b is None:
         top = float(np.median(a)) if a is not None else candidate_median
         bottom = float(np.median(b)) if b is not None else baseline_median
@@ -101,7 +105,7 @@ def of_medians(
     once per resample, so their correlation is kept. If any set has no samples, the statistic of the given
     medians is a point estimate.
     """
-    data = [_usable(s) for s in samples]
+    data = [usable(s) for s in samples]
     if any(d is None for d in data):
         values = [float(np.median(d)) if d is not None else m for d, m in zip(data, medians, strict=True)]
         if any(v is None for v in values):

@@ -1,14 +1,14 @@
-"""Verdicts: does an observation's claim hold on one (device, backend), by how much, and how sure are we.
+"""Verdicts: does a suite's claim hold on one (device, backend), by how much, and how sure are we.
 
-The generic part lives here: what was measured (Measured), one comparison's metric (Row), one tested
-statement of a rule (Part: a geometric mean of comparisons with a joint bootstrap interval, decided against
-a threshold from opbench.thresholds) and the Verdict itself. Each observation module states its own rule
-with these pieces, next to its claim and its comparisons.
+The generic part lives here: what was measured (Measured), one comparison's metric (Row, computed once per
+target by Evidence), one tested statement of a rule (Part: a geometric mean of the comparisons that play its
+role, decided against a Threshold), the Rule interface every suite's rule implements, PartsRule (a rule made of
+parts, per target) and the Verdict itself. Each suite states its rule with these pieces, next to its cases.
 """
 
 from __future__ import annotations
 
-import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -17,18 +17,27 @@ import numpy as np
 
 from opbench import stats
 from opbench.stats import Estimate
-from opbench.thresholds import THRESHOLDS
 
 if TYPE_CHECKING:
-    from opbench.observations.base import Comparison
+    from opbench.suite import Comparison, Plan
 
 Status = Literal["holds", "does_not_hold", "inconclusive", "not_measured"]
+HoldsWhen = Literal["above", "below", "apart"]
 STATUS_LABELS: dict[str, str] = {
     "holds": "holds",
     "does_not_hold": "does not hold",
     "inconclusive": "inconclusive",
     "not_measured": "not measured",
 }
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A number a rule decides by, with what it means (the report prints every suite's thresholds)."""
+
+    key: str
+    value: float
+    meaning: str
 
 
 @dataclass(frozen=True, order=True)
@@ -64,7 +73,7 @@ class Measured:
     @property
     def point_only(self) -> bool:
         """Only a median (an imported or published number): ratios with it are point estimates."""
-        return self.samples is None or len(self.samples) < 2
+        return stats.usable(self.samples) is None
 
     def why_missing(self) -> str:
         if self.status == "missing":
@@ -98,23 +107,59 @@ class Row:
     factor: float = 1.0  # baseline MACs / candidate MACs for per-MAC metrics, else 1
 
 
+class Evidence:
+    """Every target's measurements, and each comparison's row on each target, computed once (bootstraps are slow)
+    and shared by the rules, the report's tables and its CSV files."""
+
+    def __init__(self, data: Mapping[Target, Data], macs: Callable[[str], int | None] | None = None):
+        self.data = dict(data)
+        self.macs = macs
+        self._rows: dict[tuple[Comparison, Target], Row] = {}
+
+    @property
+    def targets(self) -> list[Target]:
+        return list(self.data)
+
+    def row(self, comparison: Comparison, target: Target) -> Row:
+        key = (comparison, target)
+        if key not in self._rows:
+            self._rows[key] = _row(comparison, self.data.get(target, {}), target, self.macs)
+        return self._rows[key]
+
+
+def _row(comparison: Comparison, data: Data, target: Target, macs: Callable[[str], int | None] | None) -> Row:
+    """The comparison's ratio from the raw samples (a point estimate when a side has only a median).
+    Per MAC: the latency ratio times baseline MACs / candidate MACs."""
+    base, cand = lookup(data, comparison.baseline.id), lookup(data, comparison.candidate.id)
+    row = Row(comparison.name, base.case, cand.case, comparison.metric, comparison.role, None, target=target)
+    row.missing = [m.why_missing() for m in (base, cand) if not m.ok]
+    if row.missing:
+        return row
+    if comparison.per_mac:
+        base_macs = base.macs or (macs(base.case) if macs else None)
+        cand_macs = cand.macs or (macs(cand.case) if macs else None)
+        if not base_macs or not cand_macs:
+            row.missing = [f"{comparison.name}: MACs unknown, no time per MAC"]
+            return row
+        row.factor = base_macs / cand_macs
+    row.estimate = scale(stats.ratio(cand.samples, base.samples, cand.median_s, base.median_s), row.factor)
+    row.point_only = base.point_only or cand.point_only
+    return row
+
+
 @dataclass
 class Part:
     """One statement a rule tests: the geometric mean of its comparisons, decided against one threshold."""
 
     name: str
     label: str
-    threshold_key: str
-    holds_when: Literal["above", "below"]
+    threshold: Threshold
+    holds_when: HoldsWhen
     estimate: Estimate | None
     status: Status
     rows: list[Row]
     point_only: bool = False
     unit: Literal["ratio", "share"] = "ratio"
-
-    @property
-    def threshold(self) -> float:
-        return THRESHOLDS[self.threshold_key].value
 
     @property
     def measured_rows(self) -> list[Row]:
@@ -132,18 +177,21 @@ class Part:
             return f"{self.label}: not measured"
         count = self.count_text()
         combined = f"geometric mean of {len(self.measured_rows)}; " if len(self.measured_rows) > 1 else ""
-        return (
+        text = (
             f"{self.label} is {fmt(self.estimate, self.unit, self.point_only)} "
             f"({combined}needs to be {self.holds_when} {fmt_threshold(self)}{'; ' + count if count else ''})"
         )
+        if self.unit == "share" and self.estimate.value < 0:
+            text += " (a negative share: the candidate ran faster than its baseline)"
+        return text
 
 
 @dataclass
 class Verdict:
     """Holds / does not hold / inconclusive / not measured, always with its numbers and cases."""
 
-    observation: str
-    target: Target | None  # None: a verdict across targets (Obs 4)
+    suite: str
+    target: Target | None  # None: a verdict across targets (e.g. Obs 4)
     status: Status
     key_label: str
     key: Estimate | None
@@ -154,7 +202,7 @@ class Verdict:
     missing: list[str] = field(default_factory=list)
     point_only: bool = False
     key_unit: Literal["ratio", "share"] = "ratio"
-    by_target: dict[Target, str] = field(default_factory=dict)  # Obs 4: each target's key numbers, as text
+    by_target: dict[Target, str] = field(default_factory=dict)  # a verdict across targets: each one's numbers
 
     @property
     def status_label(self) -> str:
@@ -179,51 +227,26 @@ def fmt(estimate: Estimate | None, unit: str = "ratio", point_only: bool = False
 
 
 def fmt_threshold(part: Part) -> str:
-    return f"{part.threshold:.0%}" if part.unit == "share" else f"{part.threshold:g}"
+    return f"{part.threshold.value:.0%}" if part.unit == "share" else f"{part.threshold.value:g}"
 
 
-def decide(estimate: Estimate | None, threshold: float, holds_when: str) -> Status:
+def decide(estimate: Estimate | None, threshold: float, holds_when: HoldsWhen) -> Status:
     """Holds when the whole interval lies on the claimed side of the threshold, does not hold when it lies on
-    the other side, inconclusive when it straddles. A point estimate decides by its value."""
+    the other side, inconclusive when it straddles. A point estimate decides by its value.
+
+    "apart" (a factor between two things, either way): holds when the interval lies wholly beyond the threshold
+    or wholly below its inverse, does not hold when it lies wholly between the two."""
     if estimate is None:
         return "not_measured"
+    if holds_when == "apart":
+        if estimate.above(threshold) or estimate.below(1 / threshold):
+            return "holds"
+        return "does_not_hold" if estimate.below(threshold) and estimate.above(1 / threshold) else "inconclusive"
     if estimate.above(threshold):
         return "holds" if holds_when == "above" else "does_not_hold"
     if estimate.below(threshold):
         return "holds" if holds_when == "below" else "does_not_hold"
     return "inconclusive"
-
-
-def compare(
-    comparison: Comparison,
-    data: Data,
-    role: str,
-    per_mac: bool = False,
-    macs: Callable[[str], int | None] | None = None,
-    threshold: tuple[float, str] | None = None,
-    target: Target | None = None,
-) -> Row:
-    """The comparison's ratio on one target from the raw samples (a point estimate when a side has only a
-    median). per_mac: time per MAC, i.e. the latency ratio times baseline MACs / candidate MACs."""
-    base, cand = lookup(data, comparison.baseline.id), lookup(data, comparison.candidate.id)
-    metric = "time per MAC ratio" if per_mac else "latency ratio"
-    row = Row(comparison.name, base.case, cand.case, metric, role, None, target=target)
-    row.missing = [m.why_missing() for m in (base, cand) if not m.ok]
-    if row.missing:
-        return row
-    if per_mac:
-        base_macs = base.macs or (macs(base.case) if macs else None)
-        cand_macs = cand.macs or (macs(cand.case) if macs else None)
-        if not base_macs or not cand_macs:
-            row.missing = [f"{comparison.name}: MACs unknown, no time per MAC"]
-            return row
-        row.factor = base_macs / cand_macs
-    raw = stats.ratio(cand.samples, base.samples, cand.median_s, base.median_s)
-    row.estimate = scale(raw, row.factor)
-    row.point_only = base.point_only or cand.point_only
-    if threshold is not None:
-        row.status = decide(row.estimate, *threshold)
-    return row
 
 
 def scale(estimate: Estimate, factor: float) -> Estimate:
@@ -256,39 +279,49 @@ def geomean_of_rows(
         logs = [w * np.log(medians[c] / medians[b] * f) for (c, b, f), w in zip(index, exponents, strict=True)]
         return np.exp(np.sum(np.stack(np.broadcast_arrays(*logs)), axis=0))
 
-    return stats.of_medians(
-        [np.asarray(m.samples) if m.samples else None for m in sets], [m.median_s for m in sets], statistic
-    )
+    return stats.of_medians([m.samples for m in sets], [m.median_s for m in sets], statistic)
 
 
-def part(
-    name: str,
-    label: str,
-    comparisons: Iterable[Comparison],
-    data: Data,
-    threshold_key: str,
-    holds_when: Literal["above", "below"],
-    per_mac: bool = False,
-    macs: Callable[[str], int | None] | None = None,
-    target: Target | None = None,
-    unit: Literal["ratio", "share"] = "ratio",
-) -> Part:
-    """Compare each comparison, combine the measured ones (geometric mean, joint bootstrap) and decide.
-
-    unit="share": the part's number is the share of the candidate's time that the baseline does not
-    account for, 1 - 1/ratio (e.g. the reshapes' share of a stage), and the threshold is a share."""
-    threshold = THRESHOLDS[threshold_key].value
-    to_ratio = 1 / (1 - threshold) if unit == "share" else threshold
-    rows = [compare(c, data, f"rule: {name}", per_mac, macs, (to_ratio, holds_when), target) for c in comparisons]
+def combined(rows: Iterable[Row], data: Data) -> tuple[Estimate, list[Row], bool] | None:
+    """The geometric mean of the measured rows (one row: its own estimate), those rows, and whether it is a point
+    estimate; None when no row was measured."""
     measured = [r for r in rows if r.estimate is not None]
     if not measured:
-        return Part(name, label, threshold_key, holds_when, None, "not_measured", rows, unit=unit)
-    combined = measured[0].estimate if len(measured) == 1 else geomean_of_rows(measured, data)
-    if unit == "share":
-        combined = share(combined)
-    point_only = any(r.point_only for r in measured)
-    status = decide(combined, threshold, holds_when)
-    return Part(name, label, threshold_key, holds_when, combined, status, rows, point_only, unit)
+        return None
+    estimate = measured[0].estimate if len(measured) == 1 else geomean_of_rows(measured, data)
+    return estimate, measured, any(r.point_only for r in measured)
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """A part of a PartsRule: the comparisons whose role is `name`, combined and decided against `threshold`.
+
+    unit="share": the part's number is the share of the candidate's time that the baseline does not account for,
+    1 - 1/ratio (e.g. the reshapes' share of a stage), and the threshold is a share."""
+
+    name: str
+    label: str
+    threshold: Threshold
+    holds_when: Literal["above", "below"]
+    unit: Literal["ratio", "share"] = "ratio"
+    fails_means: str = ""  # what it means when this part does not hold
+
+
+def part(spec: PartSpec, comparisons: Iterable[Comparison], evidence: Evidence, target: Target) -> Part:
+    """Each comparison's row, each row decided against the part's threshold, then combined and decided."""
+    threshold = spec.threshold.value
+    as_ratio = 1 / (1 - threshold) if spec.unit == "share" else threshold
+    rows = [evidence.row(c, target) for c in comparisons]
+    for r in rows:
+        r.status = decide(r.estimate, as_ratio, spec.holds_when) if r.estimate is not None else None
+    found = combined(rows, evidence.data.get(target, {}))
+    if found is None:
+        return Part(spec.name, spec.label, spec.threshold, spec.holds_when, None, "not_measured", rows, unit=spec.unit)
+    estimate, _, point_only = found
+    if spec.unit == "share":
+        estimate = share(estimate)
+    status = decide(estimate, threshold, spec.holds_when)
+    return Part(spec.name, spec.label, spec.threshold, spec.holds_when, estimate, status, rows, point_only, spec.unit)
 
 
 def share(ratio: Estimate) -> Estimate:
@@ -308,39 +341,6 @@ def combine(parts: Sequence[Part]) -> Status:
     return "holds" if all(s == "holds" for s in statuses) else "inconclusive"
 
 
-def verdict_from_parts(
-    observation: str,
-    target: Target | None,
-    parts: list[Part],
-    supporting: list[Row],
-    sentence: Callable[[Status, list[Part]], str],
-    key_part: int = 0,
-) -> Verdict:
-    """The verdict of a rule made of parts: status, key number (one part's), explanation, cases, missing."""
-    status = combine(parts)
-    rows = [r for p in parts for r in p.rows] + supporting
-    missing = sorted({m for p in parts for r in p.rows for m in r.missing})
-    cases = sorted({c for r in rows for c in (r.baseline, r.candidate)})
-    key = parts[key_part]
-    explanation = sentence(status, parts)
-    if missing and status != "not_measured":
-        explanation += f" Missing from this verdict: {len(missing)} case result(s), listed below."
-    return Verdict(
-        observation,
-        target,
-        status,
-        key.label,
-        key.estimate,
-        explanation,
-        cases,
-        rows,
-        parts,
-        missing,
-        any(p.point_only for p in parts),
-        key.unit,
-    )
-
-
 def status_phrase(status: Status, target: Target | None) -> str:
     where = f" on {target.label}" if target else ""
     return {
@@ -351,6 +351,70 @@ def status_phrase(status: Status, target: Target | None) -> str:
     }[status]
 
 
-def spread(a: Estimate, b: Estimate) -> float:
-    """How far apart two ratios are, as a factor >= 1."""
-    return math.exp(abs(math.log(a.value / b.value)))
+def case_ids(rows: Iterable[Row]) -> list[str]:
+    return sorted({c for r in rows for c in (r.baseline, r.candidate)})
+
+
+class Rule(ABC):
+    """What every suite's rule provides: its text, its thresholds, and its verdicts from the evidence.
+
+    A rule decides per target (one verdict per (device, backend)) or, `across_targets`, once over all of them
+    (a claim about dependence on hardware and compiler); the report shows both kinds from the same fields."""
+
+    text: str
+    across_targets: bool = False
+    cell_label: str = ""  # across targets: what the summary cells show for each target
+    note: str = ""  # across targets: a sentence for the summary explaining that
+
+    @property
+    @abstractmethod
+    def thresholds(self) -> tuple[Threshold, ...]: ...
+
+    @abstractmethod
+    def verdicts(self, suite: str, plan: Plan, evidence: Evidence) -> list[Verdict]:
+        """One verdict per target, or one across targets."""
+
+
+@dataclass(frozen=True)
+class PartsRule(Rule):
+    """Holds on a target when every part holds; any part that does not hold decides against it."""
+
+    text: str
+    parts: tuple[PartSpec, ...]
+    holds_means: str
+    key_part: int = 0
+
+    @property
+    def thresholds(self) -> tuple[Threshold, ...]:
+        return tuple(dict.fromkeys(p.threshold for p in self.parts))
+
+    def verdicts(self, suite: str, plan: Plan, evidence: Evidence) -> list[Verdict]:
+        return [self.verdict(suite, plan, evidence, t) for t in evidence.targets]
+
+    def verdict(self, suite: str, plan: Plan, evidence: Evidence, target: Target) -> Verdict:
+        parts = [part(spec, plan.by_role(spec.name), evidence, target) for spec in self.parts]
+        status = combine(parts)
+        rows = [r for p in parts for r in p.rows]
+        missing = sorted({m for r in rows for m in r.missing})
+        if status == "not_measured" and not any(p.estimate for p in parts):
+            explanation = f"{status_phrase(status, target)} no comparison of the rule was measured."
+        else:
+            explanation = f"{status_phrase(status, target)} {'; '.join(p.sentence() for p in parts)}. "
+            explanation += self.meaning(status, parts)
+        if missing and status != "not_measured":
+            explanation += f" Missing from this verdict: {len(missing)} case result(s), listed below."
+        key = parts[self.key_part]
+        return Verdict(
+            suite, target, status, key.label, key.estimate, explanation, case_ids(rows), rows, parts, missing,
+            any(p.point_only for p in parts), key.unit,
+        )  # fmt: skip
+
+    def meaning(self, status: Status, parts: list[Part]) -> str:
+        if status == "holds":
+            return self.holds_means
+        if status == "does_not_hold":
+            specs = {s.name: s for s in self.parts}
+            return " ".join(specs[p.name].fails_means for p in parts if p.status == "does_not_hold").strip()
+        if status == "inconclusive":
+            return "An interval straddles its threshold, so these measurements cannot tell."
+        return "A part of the rule has no measurements."

@@ -25,8 +25,8 @@ import torch.utils.benchmark as tb
 
 from opbench.backends import RunConfig, get_backend
 from opbench.cache import ArtifactCache
-from opbench.observations import select_cases
 from opbench.results import load_runs
+from opbench.suite import select_cases
 
 CASES = [
     "obs4/act/relu/c1792_h7",
@@ -52,8 +52,8 @@ def opbench_median(case_id: str, backend: str) -> float:
             code = pytest.main(args)
         if code != 0:
             raise SystemExit(f"the suite failed on {case_id} [{backend}] (exit {code})")
-        ((result,),) = [run["results"] for run in load_runs([out])]
-        return result["stats"]["median_s"]
+        ((result,),) = [run.results for run in load_runs([out])]
+        return result.stats.median_s
 
 
 def timer_median(case_id: str) -> float:

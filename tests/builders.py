@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from opbench.case import Case
-from opbench.observations import plans
-from opbench.results import new_run, slugify, write_run
+from opbench.results import Device, Result, Run, Stats, new_run, slugify, write_run
+from opbench.suite import plans
 from opbench.verdict import Measured
 
 MACS = 1_000_000  # the same for every constructed case, so a time-per-MAC ratio equals the latency ratio
@@ -35,41 +35,39 @@ def measured(plan_key: str, latency: Callable[[Case], float | None], spread: flo
     return data
 
 
-def metadata(case: Case) -> dict:
-    """What a result records about its case, without counting MACs (that runs the module)."""
-    return {
-        "case": case.id,
-        "observation": case.observation,
-        "family": case.family,
-        "variant": case.variant,
-        "params": dict(case.params),
-        "input_shape": list(case.input_shape),
-        "macs": MACS,
-    }
-
-
-def result(case: Case, backend: str, median_s: float | None, status: str = "ok", spread: float = 0.02) -> dict:
-    """One result entry as the plugin writes it (median_s None: unsupported, no stats)."""
+def result(case: Case, backend: str, median_s: float | None, status: str = "ok", spread: float = 0.02) -> Result:
+    """One result as the plugin records it (median_s None: unsupported, no stats), without counting MACs (that
+    runs the module): every constructed case has MACS."""
     stats = None
     if status == "ok" and median_s is not None:
-        data = np.asarray(samples(median_s, n=40, spread=spread))
-        stats = {"median_s": float(np.median(data)), "rounds": int(data.size), "samples_s": data.tolist()}
-    return {
-        **metadata(case),
-        "backend": backend,
-        "status": status,
-        "reason": "" if status == "ok" else "constructed: the exporter refused this case",
-        "stats": stats,
-    }
+        stats = Stats.from_samples(samples(median_s, n=40, spread=spread))
+    return Result(
+        case=case.id,
+        suite=case.suite,
+        family=case.family,
+        variant=case.variant,
+        params=dict(case.params),
+        input_shape=case.input_shape,
+        macs=MACS,
+        backend=backend,
+        status=status,
+        reason="" if status == "ok" else "constructed: the exporter refused this case",
+        stats=stats,
+    )
 
 
-def make_run(device: str, results: list[dict], source: str = "pytest-benchmark", **extra) -> dict:
-    info = {"name": device, "slug": slugify(device) if any(c.isalnum() for c in device) else "device", "kind": "host"}
-    info.update({"cpu": "constructed cpu", "cores": 2, "memory_gb": 8.0, "os": "TestOS"})
-    return new_run(info, results, source, {"threads": 1, "grid": "default", "warmup": True}, **extra)
+def device(name: str) -> Device:
+    slug = slugify(name) if any(c.isalnum() for c in name) else "device"
+    return Device(name, slug, "host", "constructed cpu", 2, 8.0, "TestOS")
 
 
-def all_results(backend: str, speed: float = 1.0, keys: tuple[str, ...] = ("obs1", "obs2", "obs3", "obs4")) -> list:
+def make_run(name: str, results: list[Result], source: str = "pytest-benchmark", **extra) -> Run:
+    return new_run(device(name), results, source, {"threads": 1, "grid": "default", "warmup": True}, **extra)
+
+
+def all_results(
+    backend: str, speed: float = 1.0, keys: tuple[str, ...] = ("obs1", "obs2", "obs3", "obs4", "overhead")
+) -> list:
     """Every case of the chosen observations on one backend; latency from the case's position, scaled."""
     out = []
     for key in keys:
@@ -78,5 +76,5 @@ def all_results(backend: str, speed: float = 1.0, keys: tuple[str, ...] = ("obs1
     return out
 
 
-def write(run: dict, folder: Path) -> Path:
+def write(run: Run, folder: Path) -> Path:
     return write_run(run, folder)

@@ -9,13 +9,13 @@ from opbench.backends import (
     Prepared,
     RunConfig,
     get_backend,
-    onnxruntime_cpu,
+    onnxruntime,
     parse_backends,
 )
 from opbench.cache import ArtifactCache
 from opbench.errors import OpbenchError, UnsupportedCase
 from opbench.measure import check, measure
-from opbench.observations import select_cases
+from opbench.suite import select_cases
 
 CASES = [
     "overhead/floor/add_one",
@@ -60,7 +60,7 @@ def test_second_prepare_exports_nothing(cases, config, monkeypatch):
     def no_export(*args):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnxruntime_cpu, "export_onnx", no_export)
+    monkeypatch.setattr(onnxruntime, "export_onnx", no_export)
     for name in ("ort-cpu", "ort-cpu-noopt"):  # the two share one file
         again = get_backend(name).prepare(cases[1], config)
         assert again.cache_hit and again.export_s == 0
@@ -71,10 +71,10 @@ def test_export_failure_is_unsupported_and_cached(cases, config, monkeypatch):
     def broken(case, path):
         raise RuntimeError("no such op: aten::frobnicate")
 
-    monkeypatch.setattr(onnxruntime_cpu, "export_onnx", broken)
+    monkeypatch.setattr(onnxruntime, "export_onnx", broken)
     outcome = measure(cases[0], get_backend("ort-cpu"), config, lambda fn: pytest.fail("timed"))
     assert outcome.status == "unsupported" and "aten::frobnicate" in outcome.reason
-    monkeypatch.setattr(onnxruntime_cpu, "export_onnx", lambda *a: pytest.fail("retried a cached failure"))
+    monkeypatch.setattr(onnxruntime, "export_onnx", lambda *a: pytest.fail("retried a cached failure"))
     with pytest.raises(UnsupportedCase, match="frobnicate"):
         get_backend("ort-cpu").prepare(cases[0], config)
 

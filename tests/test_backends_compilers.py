@@ -15,8 +15,8 @@ from opbench import measure as measuring
 from opbench.backends import REGISTRY, RunConfig, get_backend, parse_backends
 from opbench.cache import ArtifactCache
 from opbench.errors import BackendUnavailable
-from opbench.observations import select_cases
-from opbench.results import load_run, new_run, validate
+from opbench.results import Device, Result, load_run, new_run, validate
+from opbench.suite import select_cases
 
 COMPILERS = ("torch-inductor", "openvino-cpu", "openvino-cpu-default", "executorch-xnnpack")
 GPU = ("torch-cuda", "ort-cuda", "ort-tensorrt")
@@ -148,9 +148,8 @@ def test_gpu_backends_unavailable_with_a_reason_without_gpu(name):
 
 
 def test_result_records_accept_backend_info():
-    result = {"case": "c", "observation": "obs4", "backend": "b", "status": "ok", "info": {"delegated_nodes": 3}}
-    device = {"name": "test host", "slug": "test-host", "kind": "host"}
-    validate(new_run(device, [result], "pytest-benchmark"), "test")
+    result = Result(case="c", suite="obs4", backend="b", info={"delegated_nodes": 3})
+    validate(new_run(Device("test host", "test-host"), [result], "pytest-benchmark").to_json(), "test")
 
 
 def test_default_run_covers_available_backends_and_lists_unavailable(tmp_path):
@@ -175,7 +174,7 @@ def test_default_run_covers_available_backends_and_lists_unavailable(tmp_path):
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (path,) = results.rglob("*.json")
-    run = load_run(path)
+    run = load_run(path).to_json()
     ran = {r["backend"] for r in run["results"]}
     unavailable = run.get("unavailable_backends", {})
     assert ran | set(unavailable) == set(REGISTRY) and not ran & set(unavailable)

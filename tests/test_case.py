@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from opbench.errors import OpbenchError
-from opbench.observations import OBSERVATIONS, plans, select_cases
 from opbench.shapes import stages
+from opbench.suite import plans, select_cases, suites
 
 
 def by_id(cases):
@@ -54,7 +54,7 @@ def test_matched_output_comparisons():
             with torch.inference_mode():
                 a = comparison.baseline.build()(comparison.baseline.example_input())
                 b = comparison.candidate.build()(comparison.candidate.example_input())
-            if comparison.baseline.observation in ("obs1",):
+            if comparison.baseline.suite in ("obs1",):
                 assert a.shape[-2:] == b.shape[-2:], comparison.name
             elif comparison.baseline.family != "reshape" and comparison.candidate.family != "reshape":
                 assert a.numel() == b.numel(), comparison.name
@@ -68,11 +68,11 @@ def test_default_grid_is_l1_and_full_adds_l3_l7():
         stages("huge")
 
 
-def test_selection_by_observation_and_glob():
-    assert {c.observation for c in select_cases(keys=["obs3"])} == {"obs3"}
+def test_selection_by_suite_and_glob():
+    assert {c.suite for c in select_cases(keys=["obs3"])} == {"obs3"}
     assert [c.id for c in select_cases(keys=["overhead"])] == ["overhead/floor/add_one"]
     assert all(c.id.startswith("obs4/act/") for c in select_cases(pattern="obs4/act/*"))
-    with pytest.raises(OpbenchError, match="unknown observation"):
+    with pytest.raises(OpbenchError, match="unknown suite"):
         select_cases(keys=["obs9"])
 
 
@@ -97,8 +97,10 @@ def test_stage_variants_share_their_blocks():
 
 
 def test_every_observation_has_claim_and_comparisons():
-    for key, obs in OBSERVATIONS.items():
-        plan = obs.plan("default")
-        assert obs.claim and plan.comparisons, key
+    for key, suite in suites().items():
+        if not suite.rule:
+            continue
+        plan = suite.plan("default")
+        assert suite.claim and plan.comparisons, key
         ids = {c.id for c in plan.cases}
         assert all(c.baseline.id in ids and c.candidate.id in ids for c in plan.comparisons)

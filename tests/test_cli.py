@@ -19,6 +19,14 @@ def test_list_by_glob(capsys):
 def test_bad_selection_is_a_clear_error(capsys):
     assert main(["list", "-o", "9"]) == 2
     err = capsys.readouterr().err
-    assert "unknown observation" in err and "Traceback" not in err
+    assert "unknown suite 'obs9'" in err and "Traceback" not in err
     assert main(["list", "--cases", "nothing/*"]) == 2
     assert "no case matches" in capsys.readouterr().err
+
+
+def test_list_by_suite_and_the_suites_themselves(capsys):
+    assert main(["list", "--suite", "overhead"]) == 0
+    assert "overhead/floor/add_one" in capsys.readouterr().out
+    assert main(["list", "--suites"]) == 0
+    out = capsys.readouterr().out
+    assert "obs1" in out and "observation" in out and "overhead" in out

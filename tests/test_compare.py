@@ -12,7 +12,7 @@ import pytest
 from opbench import compare
 from opbench.cli import main
 from opbench.errors import OpbenchError
-from opbench.results import new_run, stats_from_samples, write_run
+from opbench.results import Device, Result, Run, Stats, new_run, write_run
 
 SEEDS = iter(range(1, 1_000_000))
 
@@ -22,20 +22,19 @@ def samples(median_s: float, n: int = 200, spread: float = 0.01) -> list[float]:
     return list(median_s * (1 + spread * np.random.default_rng(next(SEEDS)).standard_normal(n)))
 
 
-def result(case: str, backend: str, data: list[float] | None = None, median_s: float | None = None, **extra) -> dict:
-    stats = stats_from_samples(data) if data is not None else ({"median_s": median_s} if median_s else None)
-    return {"case": case, "observation": "obs4", "backend": backend, "status": "ok", "stats": stats, **extra}
+def result(case: str, backend: str, data: list[float] | None = None, median_s: float | None = None, **extra) -> Result:
+    stats = Stats.from_samples(data) if data is not None else (Stats(median_s) if median_s else None)
+    return Result(case=case, suite="obs4", backend=backend, stats=stats, **extra)
 
 
-def run(results: list[dict], device: str = "Test Host", created: str | None = None) -> dict:
-    device_info = {"name": device, "slug": device.lower().replace(" ", "-"), "kind": "host"}
-    r = new_run(device_info, results, "pytest-benchmark")
+def run(results: list[Result], device: str = "Test Host", created: str | None = None) -> Run:
+    r = new_run(Device(device, device.lower().replace(" ", "-")), results, "pytest-benchmark")
     if created:
-        r["created"] = created
+        r.created = created
     return r
 
 
-def row(a: dict, b: dict, **kwargs) -> dict:
+def row(a: Result, b: Result, **kwargs) -> dict:
     return compare.compare_results(a, b, **kwargs)
 
 
@@ -88,7 +87,7 @@ def test_only_medians_uses_the_factor_alone():
 
 
 def test_unsupported_side_is_not_compared():
-    bad = {"case": "c", "backend": "x", "observation": "obs4", "status": "unsupported", "reason": "no kernel"}
+    bad = Result(case="c", suite="obs4", backend="x", status="unsupported", reason="no kernel")
     r = row(result("c", "x", samples(1e-3)), bad)
     assert r["change"] == "unsupported" and r["ratio"] is None and "no kernel" in r["basis"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from opbench import cli, export
+from opbench import backends, cli, export
 from opbench.backends import DEFAULT_BACKENDS, REGISTRY, coreml, get_backend
 from opbench.cache import ArtifactCache
 from opbench.errors import BackendUnavailable, OpbenchError
-from opbench.observations import select_cases
+from opbench.suite import select_cases
 
 ct = pytest.importorskip("coremltools")
 
@@ -31,7 +31,7 @@ def exported(tmp_path_factory):
     """The tiny cases exported once into a module-wide cache: (manifest, out dir, cache, progress log)."""
     root = tmp_path_factory.mktemp("coreml")
     cache, out, log = ArtifactCache(root / "cache"), root / "out", io.StringIO()
-    manifest = export.export_cases(tiny_cases(), export.get_format("coreml"), out, cache, log=log)
+    manifest = export.export_cases(tiny_cases(), backends.export_format("coreml"), out, cache, log=log)
     return manifest, out, cache, log.getvalue()
 
 
@@ -97,7 +97,7 @@ def test_a_second_export_converts_nothing(exported, tmp_path, monkeypatch):
 
     monkeypatch.setattr(coreml, "convert", no_converter)
     log = io.StringIO()
-    manifest = export.export_cases(tiny_cases(), export.get_format("coreml"), tmp_path, cache, log=log)
+    manifest = export.export_cases(tiny_cases(), backends.export_format("coreml"), tmp_path, cache, log=log)
     assert all(e["status"] == "ok" for e in manifest["entries"])
     assert log.getvalue().count("cached") == len(TINY)
     assert all((tmp_path / e["file"]).is_dir() for e in manifest["entries"])
@@ -113,7 +113,9 @@ def test_a_case_core_ml_cannot_convert_is_listed_with_the_converters_message(tmp
     monkeypatch.setattr(coreml, "convert", failing)
     cases, cache = tiny_cases(["obs4/act/hardswish/c1792_h7"]), ArtifactCache(tmp_path / "cache")
     for _ in range(2):  # the failure is cached: the second run does not call the converter again
-        manifest = export.export_cases(cases, export.get_format("coreml"), tmp_path / "out", cache, log=io.StringIO())
+        manifest = export.export_cases(
+            cases, backends.export_format("coreml"), tmp_path / "out", cache, log=io.StringIO()
+        )
     (entry,) = manifest["entries"]
     assert entry["status"] == "unsupported" and entry["file"] is None
     assert entry["reason"] == "NotImplementedError: Unsupported op 'hardswish' in obs4/act/hardswish/c1792_h7"
@@ -124,7 +126,7 @@ def test_a_case_core_ml_cannot_convert_is_listed_with_the_converters_message(tmp
 
 def test_a_filled_template_is_never_overwritten(exported, tmp_path):
     _, _, cache, _ = exported
-    fmt = export.get_format("coreml")
+    fmt = backends.export_format("coreml")
     export.export_cases(tiny_cases(), fmt, tmp_path, cache, log=io.StringIO())
     filled = (tmp_path / "template.csv").read_text().replace(f"{TINY[0]},,", f"{TINY[0]},0.05,", 1)
     (tmp_path / "template.csv").write_text(filled)
@@ -163,7 +165,7 @@ def test_cli_export_uses_the_cache_and_reports_counts(exported, tmp_path, capsys
 def test_float16_is_a_separate_cached_package(exported, tmp_path):
     _, _, cache, _ = exported
     (case,) = tiny_cases()[:1]
-    fp16 = export.export_cases([case], export.get_format("coreml", "float16"), tmp_path, cache, log=io.StringIO())
+    fp16 = export.export_cases([case], backends.export_format("coreml", "float16"), tmp_path, cache, log=io.StringIO())
     (entry,) = fp16["entries"]
     assert fp16["options"]["precision"] == "float16" and entry["status"] == "ok"
     assert entry["sha256"] != exported[0]["entries"][0]["sha256"]
@@ -172,7 +174,7 @@ def test_float16_is_a_separate_cached_package(exported, tmp_path):
 def test_onnx_export_shares_the_ort_backends_files(tmp_path):
     cache = ArtifactCache(tmp_path / "cache")
     (case,) = tiny_cases()[:1]
-    manifest = export.export_cases([case], export.get_format("onnx"), tmp_path / "out", cache, log=io.StringIO())
+    manifest = export.export_cases([case], backends.export_format("onnx"), tmp_path / "out", cache, log=io.StringIO())
     (entry,) = manifest["entries"]
     assert manifest["format"] == "onnx" and entry["status"] == "ok" and entry["file"].endswith(".onnx")
     assert entry["input"]["shape"] == [1, 1] and entry["output"]["shape"] == [1, 1]
@@ -220,8 +222,8 @@ def test_the_cache_keeps_directory_artifacts(tmp_path):
 
 def test_unknown_format_and_options_are_user_errors():
     with pytest.raises(OpbenchError, match="cannot export"):
-        export.get_format("tflite")
+        backends.export_format("tflite")
     with pytest.raises(OpbenchError, match="Core ML only"):
-        export.get_format("onnx", "float16")
+        backends.export_format("onnx", "float16")
     with pytest.raises(OpbenchError, match="unknown Core ML deployment target"):
-        export.get_format("coreml", target="iOS99")
+        backends.export_format("coreml", target="iOS99")

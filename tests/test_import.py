@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from opbench import cli, export, importer, results
+from opbench import backends, cli, export, importer, results
+from opbench.backends import coreml
 from opbench.cache import ArtifactCache
 from opbench.errors import OpbenchError, UnsupportedCase
-from opbench.observations import select_cases
+from opbench.suite import select_cases
 
 OK = ["overhead/floor/add_one", "obs4/act/relu/c1792_h7", "obs4/act/gelu_erf/c1792_h7"]
 UNSUPPORTED = "obs4/act/hardswish/c1792_h7"
 
 
-def fake_format(cache_failures: set[str]) -> export.Format:
+def fake_format(cache_failures: set[str]) -> backends.ExportFormat:
     """The Core ML export format with a stand-in converter: import tests need a manifest, not coremltools."""
 
     def artifact(case, cache):
@@ -35,7 +36,8 @@ def fake_format(cache_failures: set[str]) -> export.Format:
         return {"input": {"name": "x", "shape": [1], "dtype": "float32"}, "output": {"name": "y", "shape": [1]}}
 
     options = {"convert_to": "mlprogram", "deployment_target": "iOS15", "precision": "float32"}
-    return export.Format("coreml", ".mlpackage", options, {"coremltools": "9.0"}, artifact, describe)
+    versions = {"coremltools": "9.0"}
+    return backends.ExportFormat("coreml", ".mlpackage", options, versions, artifact, describe, coreml.DEVICE_UNITS)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +58,8 @@ def work(export_dir, tmp_path):
     shutil.copytree(export_dir, out)
     results_dir = tmp_path / "device_results"
     (results_dir / "iphone-12").mkdir(parents=True)
-    earlier = results.new_run({"name": "iPhone 12", "slug": "iphone-12", "kind": "phone"}, [], "pytest-benchmark")
-    (results_dir / "iphone-12" / "earlier.json").write_text(json.dumps(earlier))
+    earlier = results.new_run(results.Device("iPhone 12", "iphone-12", "phone"), [], "pytest-benchmark")
+    (results_dir / "iphone-12" / "earlier.json").write_text(json.dumps(earlier.to_json()))
     return out, results_dir
 
 
@@ -94,7 +96,7 @@ def test_a_filled_template_imports_as_its_own_device(work):
     out, results_dir = work
     path = importer.import_file(write_rows(out / "filled.csv", filled(out)), "iPhone 12", results_dir=results_dir)
     assert path.parent == results_dir / "iphone-12" and path.name != "earlier.json"
-    run = results.load_run(path)
+    run = results.load_run(path).to_json()
     assert run["source"] == "import"
     assert run["device"] == {"name": "iPhone 12", "slug": "iphone-12", "kind": "phone"}
     assert run["software"]["coremltools"] == "9.0"
@@ -114,7 +116,7 @@ def test_a_median_alone_is_enough_and_unmeasured_rows_may_be_deleted(work):
     out, results_dir = work
     rows = [{"case": OK[1], "median_ms": "1.25 ms"}]
     path = importer.import_file(write_rows(out / "m.csv", rows), "iPhone 12", "coreml-cpu", results_dir=results_dir)
-    (result,) = results.load_run(path)["results"]
+    (result,) = results.load_run(path).to_json()["results"]
     assert result["stats"] == {"median_s": 1.25e-3} and result["backend"] == "coreml-cpu"
     assert result["backend_options"]["compute_units"] == "cpuOnly"
 
@@ -228,13 +230,13 @@ def test_a_template_of_another_export_is_refused(work, tmp_path):
 
 def test_a_result_file_in_opbench_schema_imports(work):
     out, results_dir = work
-    run = results.new_run({"name": "M2 Mac", "slug": "m2-mac", "kind": "host"}, [], "pytest-benchmark")
+    run = results.new_run(results.Device("M2 Mac", "m2-mac"), [], "pytest-benchmark").to_json()
     run["results"] = [
         {"case": OK[1], "observation": "obs4", "backend": "coreml-cpu", "status": "ok", "stats": {"median_s": 2e-4}},
     ]
     (out / "run.json").write_text(json.dumps(run))
     path = importer.import_file(out / "run.json", "iPhone 12", results_dir=results_dir)
-    imported = results.load_run(path)
+    imported = results.load_run(path).to_json()
     assert imported["source"] == "import" and imported["device"]["slug"] == "iphone-12"
     (result,) = imported["results"]
     assert result["backend"] == "coreml-cpu" and result["stats"] == {"median_s": 2e-4}
@@ -270,7 +272,7 @@ def test_cli_import_exit_codes(work, capsys):
     assert "line 2: median_ms 'x' is not a number" in capsys.readouterr().err
     assert cli.main(["import", str(good), *base, "--os", "iOS 17.5", "--protocol", "Xcode 16 performance report"]) == 0
     assert "imported measurements of iPhone 12" in capsys.readouterr().err
-    (run,) = [r for r in results.load_runs([results_dir / "iphone-12"]) if r["source"] == "import"]
-    assert run["device"]["os"] == "iOS 17.5" and run["protocol"]["method"] == "Xcode 16 performance report"
+    (run,) = [r for r in results.load_runs([results_dir / "iphone-12"]) if r.source == "import"]
+    assert run.device.os == "iOS 17.5" and run.protocol["method"] == "Xcode 16 performance report"
     assert cli.main(["import", str(good), *base, "--backend", "ort-cpu"]) == 2
-    assert "Core ML packages are measured as one of" in capsys.readouterr().err
+    assert "these packages are measured as one of coreml-all (all)" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 from opbench.results import load_run
 
 CASE_MODULE = """
-OBSERVATION = "{key}"
+SUITE = "{key}"
 
 
 def test_cases(opbench_case, benchmark):
@@ -48,7 +48,7 @@ def test_benchmark_session_writes_a_valid_result_file(project):
     )
     result.assert_outcomes(passed=6, deselected=1)  # 2 relu cases x 3 backends; overhead has no case left
     (path,) = (out / "test-b-box-b").glob("*.json")
-    run_ = load_run(path)
+    run_ = load_run(path).to_json()
     assert run_["device"]["name"] == "Test <b>Box</b>" and run_["source"] == "pytest-benchmark"
     assert {r["backend"] for r in run_["results"]} == {"torch-eager", "ort-cpu", "ort-cpu-noopt"}
     for r in run_["results"]:
@@ -69,6 +69,11 @@ def test_disabled_benchmarks_check_but_write_nothing(project):
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*3 ok, 0 unsupported, 0 failed*", "*nothing timed, no result file written*"])
     assert not out.exists()
+
+
+def test_suites_select_case_modules(project):
+    result = run(project, "--benchmark-disable", "--opbench-suites=overhead", "--opbench-backends=torch-eager")
+    result.assert_outcomes(passed=1, deselected=1)  # the overhead case; the obs4 module is left with none
 
 
 def test_unavailable_backend_is_skipped_with_reason(project, monkeypatch):
@@ -98,6 +103,7 @@ pytest_plugins = ["opbench.pytest_plugin"]
         ("--opbench-backends=tvm", "*unknown backend*tvm*"),
         ("--opbench-cases=obs9/*", "*matches no case*"),
         ("--opbench-grid=huge", "*invalid choice*"),
+        ("--opbench-suites=obs9", "*unknown suite 'obs9'*"),
     ],
 )
 def test_bad_options_are_usage_errors(project, option, message):

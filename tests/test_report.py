@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from builders import all_results, make_run, result, write
+from builders import all_results, device, make_run, result, write
+from torch import nn
 
+from opbench.case import make_case
 from opbench.cli import main
 from opbench.errors import OpbenchError
-from opbench.observations import OBSERVATIONS, plans
+from opbench.observations import obs3_conv_bn
 from opbench.report import render
-from opbench.thresholds import THRESHOLDS
+from opbench.results import Result, Stats
+from opbench.suite import Plan, Suite, get_suite, plans, register, suites, unregister
+from opbench.verdict import PartSpec, PartsRule, Threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +57,7 @@ def test_plugin_writes_a_real_result_file_and_renders_the_report(tmp_path: Path)
     html = read(out)
     assert 'id="summary-matrix"' in html and run["device"]["name"] in html
     verdicts = pd.read_csv(out.parent / "verdicts.csv")
-    by_obs = dict(zip(verdicts["observation"], verdicts["status"], strict=True))
+    by_obs = dict(zip(verdicts["suite"], verdicts["status"], strict=True))
     assert by_obs["obs1"] == "not measured" and by_obs["obs2"] == "not measured"
     assert by_obs["obs3"] != "not measured"  # measured on the L1 S4 shapes
     assert by_obs["obs4"] == "inconclusive" and "needs another backend" in html
@@ -63,21 +70,23 @@ def test_plugin_writes_a_real_result_file_and_renders_the_report(tmp_path: Path)
 
 def test_full_report_has_every_section_figure_and_table(full_report: Path):
     html = read(full_report)
-    for anchor in ("summary-matrix", "obs1", "obs2", "obs3", "obs4", "cross", "published", "environment", "method"):
+    for anchor in ("summary-matrix", "obs1", "obs2", "obs3", "obs4", "overhead", "cross", "published", "environment"):
         assert f'id="{anchor}"' in html
     comparisons = sum(len(p.comparisons) for p in plans("default").values())
     assert html.count('<img src="data:image/png;base64,') == comparisons + 1  # + the kernel sweep
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing to fetch
-    for key in THRESHOLDS:
-        assert key in html
-    for observation in OBSERVATIONS.values():
-        assert observation.claim in html and observation.title in html
+    for suite in suites().values():
+        assert suite.title in html and suite.claim in html
+        for threshold in suite.thresholds:
+            assert threshold.key in html
+    cross = html.split('id="cross"')[1].split('id="published"')[0]
+    assert "overhead/floor/add_one" in cross  # the floor case is in the cross-backend view like every case
     for name in ("results", "verdicts", "comparisons", "cross_backend", "environment", "published"):
         assert (full_report.parent / f"{name}.csv").exists()
     verdicts = pd.read_csv(full_report.parent / "verdicts.csv")
     assert len(verdicts) == 3 * 2 + 1  # obs1-3 per pair, obs4 across both
     assert (verdicts["status"] != "not measured").all()
-    obs4 = verdicts[verdicts["observation"] == "obs4"].iloc[0]
+    obs4 = verdicts[verdicts["suite"] == "obs4"].iloc[0]
     assert obs4["device"] == "(all pairs)" and "needs another backend" not in obs4["explanation"]
 
 
@@ -91,7 +100,9 @@ def test_metric_and_cases_tables_carry_numbers_and_case_ids(full_report: Path):
     html = read(full_report)
     assert "obs1/patch_embed/deit_k16s16/c384" in html and "1x3x224x224" in html
     comparisons = pd.read_csv(full_report.parent / "comparisons.csv")
-    assert comparisons["value_low"].notna().any() and set(comparisons["observation"]) == set(OBSERVATIONS)
+    assert comparisons["value_low"].notna().any() and set(comparisons["suite"]) == {"obs1", "obs2", "obs3", "obs4"}
+    supporting = comparisons[comparisons["role"] == "supporting"]
+    assert len(supporting) and supporting["value"].notna().all()  # comparisons no rule uses are quantified too
 
 
 # ---- partial data ----
@@ -106,12 +117,12 @@ def test_partial_data_renders_and_says_what_is_missing(tmp_path: Path):
     html = read(out)
     assert "What is missing" in html
     for key in ("obs1", "obs2", "obs4"):
-        assert f"{OBSERVATIONS[key].title}: not measured on any" in html
+        assert f"{get_suite(key).title}: not measured on any" in html
     assert "constructed: the exporter refused this case" in html  # the unsupported case's reason
     assert f"{obs3[0].id}: unsupported" in html
     verdicts = pd.read_csv(out.parent / "verdicts.csv")
-    assert set(verdicts[verdicts["observation"] != "obs3"]["status"]) == {"not measured"}
-    assert verdicts[verdicts["observation"] == "obs3"]["missing"].item() == 1
+    assert set(verdicts[verdicts["suite"] != "obs3"]["status"]) == {"not measured"}
+    assert verdicts[verdicts["suite"] == "obs3"]["missing"].item() == 1
 
 
 def test_single_backend_obs4_needs_another_backend(tmp_path: Path):
@@ -169,26 +180,21 @@ def test_no_result_files_is_a_clear_error(tmp_path: Path, capsys):
 # ---- published and imported numbers ----
 
 
-def _published_run() -> dict:
+def _published_run():
     results = [
-        {
-            "case": f"models/efficientformer_{name}",
-            "observation": "models",
-            "family": "model",
-            "variant": f"efficientformer_{name}",
-            "backend": "coreml",
-            "status": "ok",
-            "stats": {"median_s": ms / 1e3},
-            "reference": {
-                "source": "EfficientFormer README",
-                "protocol": "coreml-performance, mean of 500",
-                "tag": tag,
-            },
-        }
+        Result(
+            case=f"models/efficientformer_{name}",
+            suite="models",
+            family="model",
+            variant=f"efficientformer_{name}",
+            backend="coreml",
+            stats=Stats(ms / 1e3),
+            reference={"source": "EfficientFormer README", "protocol": "coreml-performance, mean of 500", "tag": tag},
+        )
         for name, ms, tag in (("l1", 1.6, "[repo]"), ("l3", 3.0, "[repo]"))
     ]
     run = make_run("iPhone 12 (published)", results, source="reference")
-    run["device"].update(slug="iphone-12-published", kind="phone")
+    run.device = dataclasses.replace(device("iPhone 12 (published)"), kind="phone")
     return run
 
 
@@ -214,15 +220,13 @@ def test_published_numbers_are_labelled_and_never_judged(tmp_path: Path):
 def test_imported_runs_are_their_own_device_with_point_estimates(tmp_path: Path):
     folder = tmp_path / "device_results"
     write(make_run("Host", all_results("torch-eager", keys=("obs3",))), folder)
-    imported = all_results("coreml", keys=("obs3",))
-    for r in imported:
-        r["stats"] = {"median_s": r["stats"]["median_s"]}  # a median alone
+    imported = [dataclasses.replace(r, stats=Stats(r.stats.median_s)) for r in all_results("coreml", keys=("obs3",))]
     write(make_run("iPhone 12", imported, source="import"), folder)
     out = render([folder], tmp_path / "r" / "index.html", progress=False)
     summary = read(out).split('id="summary-matrix"')[1].split("</table>")[0]
     assert "iPhone 12" in summary and "(imported)" in summary and "point estimate" in summary
     verdicts = pd.read_csv(out.parent / "verdicts.csv")
-    phone = verdicts[(verdicts["device"] == "iPhone 12") & (verdicts["observation"] == "obs3")].iloc[0]
+    phone = verdicts[(verdicts["device"] == "iPhone 12") & (verdicts["suite"] == "obs3")].iloc[0]
     assert phone["point_estimate"] and pd.isna(phone["key_low"])
 
 
@@ -253,3 +257,98 @@ def test_progress_is_shown_while_figures_render(tmp_path: Path, capsys):
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "r" / "index.html")]) == 0
     err = capsys.readouterr().err
     assert "opbench report: figures" in err and "report written to" in err
+
+
+# ---- growing the suites: a comparison added to an observation, a suite of one's own ----
+
+
+def linear_bn(c: int) -> nn.Module:
+    """Linear (C -> 4C) + BatchNorm1d, 3D tokens (LeViT style)"""
+    return nn.Sequential(nn.Linear(c, 4 * c), Transposed(nn.BatchNorm1d(4 * c)))
+
+
+class Transposed(nn.Module):
+    """BatchNorm1d over (B, N, C) tokens, as LeViT applies it."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x.transpose(1, 2)).transpose(1, 2)
+
+
+def test_a_comparison_added_to_an_observation_is_quantified_in_the_page_and_the_csv(tmp_path: Path, monkeypatch):
+    """The README's way of adding a case: a Linear-BN form beside obs3's, compared with Conv-BN, used by no rule."""
+    monkeypatch.setitem(obs3_conv_bn.FORMS["proj"], "linear_bn", obs3_conv_bn.Form(linear_bn, False, "Linear-BN"))
+    (baseline,) = [c for c in cases_of("obs3") if c.id == "obs3/proj/conv1x1_bn/c448_h7"]
+    (added,) = [c for c in cases_of("obs3") if c.id == "obs3/proj/linear_bn/c448_h7"]
+    results = [result(baseline, "torch-eager", 1e-4), result(added, "torch-eager", 1.5e-4)]
+    write(make_run("Host", results), tmp_path / "runs")
+    out = render([tmp_path / "runs"], tmp_path / "r" / "index.html", progress=False)
+    name = "Linear-BN vs Conv-BN projection C->4C (L1 S4: c448 7x7)"
+    comparisons = pd.read_csv(out.parent / "comparisons.csv")
+    (row,) = comparisons[comparisons["comparison"] == name].itertuples()
+    assert row.role == "supporting" and row.value == pytest.approx(1.5, rel=0.05) and row.value_low < row.value
+    table = read(out).split('id="obs3"')[1].split("<h3>Cases</h3>")[0]
+    assert escape(name) in table and f"{row.value:.2f}x [{row.value_low:.2f}, {row.value_high:.2f}]" in table
+
+
+TINY_RULE = PartsRule(
+    text="Holds when the wide linear is slower than the narrow one.",
+    parts=(
+        PartSpec("wide", "latency, wide / narrow", Threshold("tiny.ratio", 1.0, "wide slower: above this"), "above"),
+    ),
+    holds_means="The wide linear is slower.",
+)
+
+
+def tiny_plan(grid: str) -> Plan:
+    p = Plan()
+    narrow, wide = (
+        make_case("tiny", "linear", v, functools.partial(nn.Linear, 8, width), (1, 8), "tiny", v)
+        for v, width in (("narrow", 8), ("wide", 512))
+    )
+    p.compare("wide vs narrow linear", narrow, wide, "wide")
+    return p
+
+
+TINY_MODULE = """
+from opbench.suite import register
+from test_report import TINY_SUITE
+
+register(TINY_SUITE)
+SUITE = "tiny"
+
+
+def test_tiny(opbench_case, benchmark):
+    opbench_case.measure(benchmark)
+"""
+TINY_SUITE = Suite("tiny", "A tiny suite", tiny_plan, claim="Wide linears cost more.", rule=TINY_RULE)
+
+
+def test_a_new_suite_is_one_module_registered_in_one_place(pytester, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the case module imports TINY_SUITE from here
+    pytester.makeconftest('pytest_plugins = ["opbench.pytest_plugin"]')
+    pytester.makepyfile(test_tiny=TINY_MODULE)
+    results_dir, cache = tmp_path / "results", tmp_path / "cache"
+    common = ["-p", "no:cacheprovider", f"--opbench-results-dir={results_dir}", f"--opbench-cache-dir={cache}"]
+    smoke = pytester.runpytest_subprocess(*common, "--benchmark-disable", "--opbench-backends=torch-eager")
+    smoke.assert_outcomes(passed=2)
+    timed = pytester.runpytest_subprocess(
+        *common, "--benchmark-only", "--opbench-backends=torch-eager,ort-cpu", "--benchmark-max-time=0.002",
+        "--benchmark-min-rounds=5", "--benchmark-warmup-iterations=1",
+    )  # fmt: skip
+    timed.assert_outcomes(passed=4)
+    out = tmp_path / "r" / "index.html"
+    register(TINY_SUITE)  # what the case module did in the benchmark's process
+    try:
+        assert main(["report", str(results_dir), "--out", str(out), "-q"]) == 0
+    finally:
+        unregister("tiny")
+    html = read(out)
+    summary = html.split('id="summary-matrix"')[1].split("</table>")[0]
+    assert "A tiny suite" in summary and "tiny.ratio" in html and "Wide linears cost more." in html
+    verdicts = pd.read_csv(out.parent / "verdicts.csv")
+    tiny = verdicts[verdicts["suite"] == "tiny"]
+    assert len(tiny) == 2 and set(tiny["status"]) <= {"holds", "does not hold", "inconclusive"}

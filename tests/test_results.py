@@ -1,43 +1,54 @@
 """Result files: valid files round-trip; malformed or foreign files are rejected with the file and the problem."""
 
+import dataclasses
 import json
 
 import pytest
 
 from opbench.errors import OpbenchError
-from opbench.results import load_run, load_runs, new_run, slugify, stats_from_samples, to_dataframe, write_run
+from opbench.results import Check, Device, Result, Stats, load_run, load_runs, new_run, slugify, to_dataframe, write_run
 
-DEVICE = {"name": "Test Box", "slug": "test-box", "kind": "host", "cpu": "x", "cores": 2, "memory_gb": 1.0, "os": "y"}
+DEVICE = Device("Test Box", "test-box", "host", "x", 2, 1.0, "y")
 
 
 def result(case="obs4/act/relu/c192_h56", backend="torch-eager", samples=(1e-3, 1.1e-3, 0.9e-3)):
-    return {
-        "case": case,
-        "observation": case.split("/")[0],
-        "backend": backend,
-        "status": "ok",
-        "threads": 1,
-        "stats": stats_from_samples(samples, 10),
-        "check": {"max_abs_err": 0.0, "tolerance": 1e-4, "passed": True},
-    }
+    return Result(
+        case=case,
+        suite=case.split("/")[0],
+        backend=backend,
+        threads=1,
+        stats=Stats.from_samples(samples, 10),
+        check=Check(0.0, 1e-4, True),
+        info={"delegated": 3},
+    )
 
 
 def test_write_then_load_round_trips(tmp_path):
     run = new_run(DEVICE, [result(), result(backend="ort-cpu")], "pytest-benchmark", {"threads": 1})
     path = write_run(run, tmp_path)
-    assert path.parent.name == "test-box" and path.name == f"{run['run_id']}.json"
+    assert path.parent.name == "test-box" and path.name == f"{run.run_id}.json"
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
     assert load_run(path) == run
+    assert json.loads(path.read_text())["results"][0]["observation"] == "obs4"  # schema 1's name for the suite
     df = to_dataframe(load_runs([tmp_path]))
     assert list(df["backend"]) == ["torch-eager", "ort-cpu"]
     assert df["median_s"].iloc[0] == pytest.approx(1e-3)
     assert df["device"].iloc[0] == "Test Box"
 
 
-def test_stats_keep_raw_samples():
-    stats = stats_from_samples([3.0, 1.0, 2.0, 4.0], 7)
-    assert stats["median_s"] == 2.5 and stats["rounds"] == 4 and stats["iterations"] == 7
-    assert stats["samples_s"] == [3.0, 1.0, 2.0, 4.0]
+def test_stats_keep_raw_samples_and_one_rule_says_which_are_usable():
+    stats = Stats.from_samples([3.0, 1.0, 2.0, 4.0], 7)
+    assert stats.median_s == 2.5 and stats.rounds == 4 and stats.iterations == 7
+    assert stats.samples_s == (3.0, 1.0, 2.0, 4.0) and stats.samples == stats.samples_s
+    assert Stats.from_samples([3.0]).samples is None and Stats(1e-3).samples is None  # a median alone: no interval
+    assert Stats.from_json(stats.to_json()) == stats
+
+
+def test_a_median_only_result_round_trips_without_empty_fields():
+    imported = dataclasses.replace(result(), stats=Stats(1.6e-3), check=None, threads=None)
+    data = imported.to_json()
+    assert data["stats"] == {"median_s": 1.6e-3} and data["check"] is None
+    assert Result.from_json(data) == imported
 
 
 @pytest.mark.parametrize(
@@ -58,10 +69,9 @@ def test_malformed_files_are_named_with_the_problem(tmp_path, content, message):
 
 
 def test_bad_field_is_pointed_at(tmp_path):
-    run = new_run(DEVICE, [result()], "pytest-benchmark")
-    run["results"][0]["stats"]["median_s"] = -1
+    run = new_run(DEVICE, [dataclasses.replace(result(), stats=Stats(-1.0))], "pytest-benchmark")
     path = tmp_path / "neg.json"
-    path.write_text(json.dumps(run))
+    path.write_text(json.dumps(run.to_json()))
     with pytest.raises(OpbenchError, match="results/0/stats"):
         load_run(path)
     with pytest.raises(OpbenchError, match="result to write"):

@@ -7,10 +7,9 @@ import pytest
 from builders import MACS, measured, samples
 
 from opbench import stats
-from opbench.observations import OBSERVATIONS, plans
 from opbench.stats import Estimate
-from opbench.thresholds import THRESHOLDS
-from opbench.verdict import Measured, Target, decide, fmt
+from opbench.suite import get_suite, plans, suites
+from opbench.verdict import Evidence, Measured, Target, decide, fmt
 
 TORCH = Target("host", "torch-eager", "Host")
 ORT = Target("host", "ort-cpu", "Host")
@@ -18,7 +17,17 @@ PHONE = Target("phone", "coreml", "Phone", "import")
 
 
 def judge(key: str, data: dict, target: Target = TORCH):
-    return OBSERVATIONS[key].verdict(plans("default", [key])[key], data, target)
+    (verdict,) = verdicts(key, {target: data})
+    return verdict
+
+
+def verdicts(key: str, by_target: dict):
+    """The suite's rule on constructed data, through the one interface the report uses."""
+    return get_suite(key).rule.verdicts(key, plans("default", [key])[key], Evidence(by_target))
+
+
+def threshold(key: str, name: str) -> float:
+    return next(t.value for t in get_suite(key).thresholds if t.key == name)
 
 
 # ---- the statistics underneath ----
@@ -44,6 +53,13 @@ def test_decide_straddles_and_sides():
     assert decide(Estimate(1.05, 0.95, 1.15), 1.0, "above") == "inconclusive"
     assert decide(Estimate(1.5, 1.2, 1.8), 2.0, "below") == "holds"
     assert decide(None, 1.0, "above") == "not_measured"
+
+
+def test_decide_apart_is_a_factor_either_way():
+    assert decide(Estimate(1.3, 1.2, 1.4), 1.1, "apart") == "holds"
+    assert decide(Estimate(0.7, 0.6, 0.8), 1.1, "apart") == "holds"
+    assert decide(Estimate(1.02, 0.98, 1.05), 1.1, "apart") == "does_not_hold"
+    assert decide(Estimate(1.1, 1.0, 1.2), 1.1, "apart") == "inconclusive"
 
 
 # ---- Obs 1: large-kernel embedding slower per MAC ----
@@ -161,7 +177,7 @@ def obs3_latency(ln: float, gn: float):
 def test_obs3_clear_holds():
     v = judge("obs3", measured("obs3", obs3_latency(1.3, 1.2)))
     assert v.status == "holds"
-    assert v.key.value == pytest.approx(1.3, rel=0.02) and v.key.low > THRESHOLDS["obs3.ratio"].value
+    assert v.key.value == pytest.approx(1.3, rel=0.02) and v.key.low > threshold("obs3", "obs3.ratio")
     assert len(v.parts[0].measured_rows) == 8  # 4 stages x (projection, MLP)
 
 
@@ -183,7 +199,8 @@ def obs4_data(hardswish: float, spread: float = 0.01):
 
 
 def judge4(by_target: dict):
-    return OBSERVATIONS["obs4"].verdict(plans("default", ["obs4"])["obs4"], by_target)
+    (verdict,) = verdicts("obs4", by_target)
+    return verdict
 
 
 def test_obs4_single_pair_needs_another_backend():
@@ -196,7 +213,7 @@ def test_obs4_single_pair_needs_another_backend():
 def test_obs4_holds_when_an_activation_ratio_differs_between_pairs():
     v = judge4({TORCH: obs4_data(1.0), ORT: obs4_data(2.0)})
     assert v.status == "holds", v.explanation
-    assert v.key.value == pytest.approx(2.0, rel=0.03) and v.key.low > THRESHOLDS["obs4.difference"].value
+    assert v.key.value == pytest.approx(2.0, rel=0.03) and v.key.low > threshold("obs4", "obs4.difference")
     assert "hardswish" in v.key_label and "Host / ort-cpu over Host / torch-eager" in v.key_label
 
 
@@ -233,6 +250,16 @@ def test_fmt_marks_point_estimates_and_shares():
 
 
 def test_every_observation_has_a_rule_and_its_thresholds_exist():
-    for key, observation in OBSERVATIONS.items():
-        assert observation.verdict is not None and observation.rule
-        assert any(k.startswith(key + ".") for k in THRESHOLDS)
+    observations = [s for s in suites().values() if s.claim]
+    assert [s.key for s in observations] == ["obs1", "obs2", "obs3", "obs4"]
+    for suite in observations:
+        assert suite.rule is not None and suite.rule.text
+        assert suite.thresholds and all(t.key.startswith(suite.key + ".") for t in suite.thresholds)
+
+
+def test_every_comparison_a_rule_uses_names_one_of_its_parts():
+    """A role that names no part would silently drop the comparison from the verdict."""
+    for key, suite in suites().items():
+        parts = {p.name for p in getattr(suite.rule, "parts", ())}
+        for comparison in plans("default", [key])[key].comparisons:
+            assert comparison.role == "supporting" or comparison.role in parts or not parts, comparison

@@ -1,15 +1,16 @@
-"""The backend registry: names to backends, with why one cannot run here."""
+"""The backend registry: names to backends, with why one cannot run here; and the export formats they own."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from opbench.backends import gpu
-from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.backends import coreml, onnxruntime
+from opbench.backends.base import Backend, DeviceUnits, ExportFormat, Prepared, RunConfig
 from opbench.backends.coreml import CoreML
 from opbench.backends.executorch_xnnpack import ExecuTorchXnnpack
-from opbench.backends.onnxruntime_cpu import OnnxRuntimeCpu
+from opbench.backends.onnxruntime import OnnxRuntimeCpu, ort_cuda, ort_tensorrt
 from opbench.backends.openvino_cpu import OpenVinoCpu
+from opbench.backends.torch_cuda import TorchCuda
 from opbench.backends.torch_eager import TorchEager
 from opbench.backends.torch_inductor import TorchInductor
 from opbench.errors import BackendUnavailable, OpbenchError
@@ -27,10 +28,13 @@ REGISTRY: dict[str, Callable[[], Backend]] = {
     "openvino-cpu": lambda: OpenVinoCpu("openvino-cpu", "f32"),
     "openvino-cpu-default": lambda: OpenVinoCpu("openvino-cpu-default", None),
     "executorch-xnnpack": ExecuTorchXnnpack,
-    "torch-cuda": gpu.TorchCuda,
-    "ort-cuda": gpu.ort_cuda,
-    "ort-tensorrt": gpu.ort_tensorrt,
+    "torch-cuda": TorchCuda,
+    "ort-cuda": ort_cuda,
+    "ort-tensorrt": ort_tensorrt,
 }
+# What `opbench export` writes for another device, each format owned by the backend module that runs it here:
+# its export_format(precision, target) and DEVICE_UNITS (how the device's measurements name their settings).
+EXPORT_FORMATS = {"coreml": coreml, "onnx": onnxruntime}
 # The backends that come with `pip install opbench` alone (no extras, no GPU); `make test`'s smoke run uses them.
 # A benchmark run's default is every registered backend that is available on the machine ('all').
 DEFAULT_BACKENDS = ("torch-eager", "ort-cpu", "ort-cpu-noopt")
@@ -52,6 +56,19 @@ def unavailable_reason(name: str) -> str | None:
     return REGISTRY[name]().unavailable_reason()
 
 
+def export_format(name: str, precision: str = "float32", target: str | None = None) -> ExportFormat:
+    """The export format by name; OpbenchError for an unknown one or options it does not take."""
+    if name not in EXPORT_FORMATS:
+        raise OpbenchError(f"cannot export to {name!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    return EXPORT_FORMATS[name].export_format(precision, target)
+
+
+def device_units(format_name: str) -> DeviceUnits | None:
+    """How a format's device measurements name their settings (None: the runtime is named freely)."""
+    module = EXPORT_FORMATS.get(format_name)
+    return getattr(module, "DEVICE_UNITS", None)
+
+
 def parse_backends(spec: str) -> list[str]:
     """A comma-separated list of backend names ('all' = every registered one), checked against the registry."""
     names = list(REGISTRY) if spec.strip() == "all" else [n.strip() for n in spec.split(",") if n.strip()]
@@ -63,10 +80,15 @@ def parse_backends(spec: str) -> list[str]:
 
 __all__ = [
     "DEFAULT_BACKENDS",
+    "EXPORT_FORMATS",
     "REGISTRY",
     "Backend",
+    "DeviceUnits",
+    "ExportFormat",
     "Prepared",
     "RunConfig",
+    "device_units",
+    "export_format",
     "get_backend",
     "parse_backends",
     "unavailable_reason",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from opbench.cache import ArtifactCache
+from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
 
 
@@ -53,7 +55,6 @@ class Backend(ABC):
 
     name: str
     precision: str = "float32"
-    description: str = ""
 
     def unavailable_reason(self) -> str | None:
         """Why this backend cannot run here (missing package, wrong OS), or None when it can."""
@@ -70,3 +71,34 @@ class Backend(ABC):
     @abstractmethod
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         """Export (cached) and load the case; raise UnsupportedCase when the exporter cannot."""
+
+
+@dataclass(frozen=True)
+class DeviceUnits:
+    """How a format's packages are timed on another device: the backend names that stand for each setting of the
+    device's runtime (Core ML's compute units), and the spellings measuring tools use for those settings."""
+
+    by_backend: Mapping[str, str]  # backend name -> the setting it stands for
+    spellings: Mapping[str, str]  # a tool's spelling, lower-case without spaces, dashes or underscores -> setting
+    default_backend: str
+
+    def parse(self, text: str) -> str | None:
+        """The setting a measuring tool's spelling names, or None."""
+        return self.spellings.get(re.sub(r"[\s_-]", "", text.lower()))
+
+    def backend_for(self, unit: str) -> str:
+        return next(name for name, u in self.by_backend.items() if u == unit)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """What `opbench export` writes for another device (and `opbench import` reads back): how to get a case's cached
+    artifact, how to read its input and output back, and how the device's measurements name their settings."""
+
+    name: str
+    suffix: str
+    options: dict  # recorded in the manifest (and part of the artifact's cache key)
+    versions: dict[str, str]
+    artifact: Callable[[Case, ArtifactCache], Artifact] = field(repr=False)
+    describe: Callable[[Path], dict] = field(repr=False)
+    units: DeviceUnits | None = None  # None: the runtime that measured is named freely with --backend

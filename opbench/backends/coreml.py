@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opbench.backends.base import Backend, Prepared, RunConfig, package_version
+from opbench.backends.base import Backend, DeviceUnits, ExportFormat, Prepared, RunConfig, package_version
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
 from opbench.errors import OpbenchError
@@ -32,6 +32,12 @@ PRECISIONS = ("float32", "float16")
 # opbench's names (those of Core ML's MLComputeUnits and of Xcode's performance report) -> coremltools' enum
 COMPUTE_UNITS = {"all": "ALL", "cpuAndGPU": "CPU_AND_GPU", "cpuOnly": "CPU_ONLY"}
 BACKEND_UNITS = {"coreml-all": "all", "coreml-cpu-gpu": "cpuAndGPU", "coreml-cpu": "cpuOnly"}
+# how an iPhone's or a Mac's measurements name the compute units: Xcode's and coremltools' spellings
+DEVICE_UNITS = DeviceUnits(
+    BACKEND_UNITS,
+    {"all": "all", "cpuandgpu": "cpuAndGPU", "cpugpu": "cpuAndGPU", "cpuonly": "cpuOnly", "cpu": "cpuOnly"},
+    "coreml-all",
+)
 
 
 def coreml_versions() -> dict[str, str]:
@@ -75,6 +81,21 @@ def check_options(target: str, precision: str) -> None:
         raise OpbenchError(f"deployment target {target} has no ML programs; choose iOS15 or later")
     if target not in ML_PROGRAM_TARGETS and target not in import_coremltools().target.__members__:
         raise OpbenchError(f"unknown Core ML deployment target {target!r}; e.g. {', '.join(ML_PROGRAM_TARGETS[:5])}")
+
+
+def export_format(precision: str = "float32", target: str | None = None) -> ExportFormat:
+    """Core ML ML programs for `opbench export`: one .mlpackage per case, measured on the device per compute unit."""
+    target = target or DEFAULT_TARGET
+    check_options(target, precision)
+    return ExportFormat(
+        "coreml",
+        ".mlpackage",
+        {"convert_to": "mlprogram", "deployment_target": target, "precision": precision, "recipe": RECIPE},
+        coreml_versions(),
+        lambda case, cache: package(case, cache, target, precision),
+        describe,
+        DEVICE_UNITS,
+    )
 
 
 def convert(case: Case, path: Path, target: str = DEFAULT_TARGET, precision: str = "float32") -> None:
@@ -162,7 +183,6 @@ class CoreML(Backend):
         self.compute_unit = BACKEND_UNITS[name]
         self.target = target
         self.precision = precision
-        self.description = f"Core ML ML program ({precision}, {target}), compute units {self.compute_unit}"
 
     def unavailable_reason(self) -> str | None:
         if platform.system() != "Darwin":

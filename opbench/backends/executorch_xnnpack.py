@@ -110,7 +110,6 @@ def _set_threads(threads: int) -> int:
 
 class ExecuTorchXnnpack(Backend):
     name = "executorch-xnnpack"
-    description = "ExecuTorch runtime, XNNPACK delegate (XnnpackPartitioner), f32"
 
     def unavailable_reason(self) -> str | None:
         return _import_error()

@@ -56,8 +56,6 @@ def convert(case: Case, folder: Path) -> None:
 
 
 class OpenVinoCpu(Backend):
-    description = "OpenVINO CPU plugin (IR converted from the torch module)"
-
     def __init__(self, name: str, precision_hint: str | None):
         self.name = name
         self.precision_hint = precision_hint  # "f32", or None for the library's default

@@ -10,7 +10,6 @@ from opbench.case import Case
 
 class TorchEager(Backend):
     name = "torch-eager"
-    description = "PyTorch eager, CPU, inference_mode"
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}

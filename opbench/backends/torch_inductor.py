@@ -52,7 +52,6 @@ def _first_line(exc: BaseException) -> str:
 
 class TorchInductor(Backend):
     name = "torch-inductor"
-    description = "torch.compile (Inductor, CPU C++/OpenMP codegen), freezing on, inference_mode"
 
     def versions(self) -> dict[str, str]:
         from torch._inductor.cpp_builder import get_cpp_compiler

@@ -13,11 +13,13 @@ from torch import nn
 
 from opbench import blocks
 from opbench.case import image, make_case, tokens
-from opbench.observations.base import Observation, Plan
 from opbench.shapes import Stage, stages
-from opbench.verdict import Data, Part, Status, Target, Verdict, compare, part, status_phrase, verdict_from_parts
+from opbench.suite import Plan, Suite
+from opbench.verdict import PartSpec, PartsRule, Threshold
 
 KEY = "obs2"
+RESHAPE_SHARE = "reshape share"  # the roles of the comparisons the rule uses
+MHSA_PER_MAC = "MHSA block per MAC"
 
 
 def attention_3d(c: int, h: int) -> nn.Module:
@@ -88,7 +90,7 @@ def _blocks_and_stages(p: Plan, s: Stage) -> None:
     b3 = _case(
         "block", "meta3d", functools.partial(blocks.meta3d, c, h), tokens(c, h), group, "Meta3D: LN-MHSA + LN-MLP", s
     )
-    p.compare(f"Meta3D (MHSA) block vs Meta4D (pool) block ({s.label})", b4, b3)
+    p.compare(f"Meta3D (MHSA) block vs Meta4D (pool) block ({s.label})", b4, b3, MHSA_PER_MAC, per_mac=True)
     group = f"obs2 stages c{c} {h}x{h} depth {depth}"
 
     def stage(variant: str, fn, shape, description: str):
@@ -100,7 +102,7 @@ def _blocks_and_stages(p: Plan, s: Stage) -> None:
     alt = stage("alternating", stage_alternating, image(c, h), f"{depth // 2} x (Meta4D, reshape, Meta3D, reshape)")
     grouped = stage("grouped", stage_grouped, image(c, h), f"{depth // 2} Meta4D, Flat, {depth // 2} Meta3D, reshape")
     p.add(s4)
-    p.compare(f"Meta3D stage with reshapes around every block vs consistent 3D ({s.label})", s3, s3r)
+    p.compare(f"Meta3D stage with reshapes around every block vs consistent 3D ({s.label})", s3, s3r, RESHAPE_SHARE)
     p.compare(f"alternating 4D/3D blocks vs EfficientFormer's grouped layout ({s.label})", grouped, alt)
 
 
@@ -114,77 +116,57 @@ def plan(grid: str) -> Plan:
     return p
 
 
-RULE = (
-    "Two parts, both needed. (1) Consistent dimension matters: in a last-stage (7x7) stage of Meta3D blocks with "
-    "4D<->3D reshapes around every block (LeViT style), the reshapes take more than 5% of the stage's time "
-    "(1 - consistent 3D stage / reshaped stage, 95% interval above 5%). (2) MHSA is not necessarily the bottleneck: "
-    "the Meta3D (MHSA) block's time per MAC is less than 2x the Meta4D (pool) block's at 7x7 (interval below 2). "
-    "Holds when both hold; does not hold when either clearly fails; inconclusive when an interval straddles its "
-    "threshold. Mixers alone, the reshape pair and the alternating layout are supporting evidence."
+RULE = PartsRule(
+    text=(
+        "Two parts, both needed. (1) Consistent dimension matters: in a last-stage (7x7) stage of Meta3D blocks with "
+        "4D<->3D reshapes around every block (LeViT style), the reshapes take more than 5% of the stage's time "
+        "(1 - consistent 3D stage / reshaped stage, 95% interval above 5%). (2) MHSA is not necessarily the "
+        "bottleneck: the Meta3D (MHSA) block's time per MAC is less than 2x the Meta4D (pool) block's at 7x7 "
+        "(interval below 2). Holds when both hold; does not hold when either clearly fails; inconclusive when an "
+        "interval straddles its threshold. Mixers alone, the reshape pair and the alternating layout are supporting "
+        "evidence."
+    ),
+    parts=(
+        PartSpec(
+            RESHAPE_SHARE,
+            "reshape share of the inconsistent stage",
+            Threshold(
+                "obs2.reshape_share",
+                0.05,
+                "Obs 2, consistent dimension matters: in the Meta3D stage with 4D<->3D reshapes around every block, "
+                "the reshapes (its time minus the same stage kept 3D) must take more than this share of the stage's "
+                "time.",
+            ),
+            "above",
+            unit="share",
+            fails_means="The reshapes are nearly free here, so a consistent dimension does not matter for speed.",
+        ),
+        PartSpec(
+            MHSA_PER_MAC,
+            "time per MAC, MHSA block / pool block",
+            Threshold(
+                "obs2.mhsa_per_mac_ratio",
+                2.0,
+                "Obs 2, MHSA not a bottleneck: the Meta3D (MHSA) block's time per MAC against the Meta4D (pool) "
+                "block's at 7x7 must stay below this.",
+            ),
+            "below",
+            fails_means="MHSA itself is the bottleneck here, far less efficient per MAC than the pool block.",
+        ),
+    ),
+    holds_means=(
+        "The reshapes cost a visible share of the stage while MHSA itself is not the bottleneck, so keeping the "
+        "dimension consistent matters more than avoiding MHSA."
+    ),
 )
 
-
-def verdict(plan: Plan, data: Data, target: Target | None = None, macs=None) -> Verdict:
-    """The rule above on one (device, backend)."""
-    reshaped = [
-        c for c in plan.comparisons if c.candidate.family == "stage" and c.candidate.variant.endswith("reshaped")
-    ]
-    blocks_ = [c for c in plan.comparisons if c.candidate.family == "block"]
-    rest = [c for c in plan.comparisons if c not in reshaped and c not in blocks_]
-    parts = [
-        part(
-            "reshape share",
-            "reshape share of the inconsistent stage",
-            reshaped,
-            data,
-            "obs2.reshape_share",
-            "above",
-            target=target,
-            unit="share",
-        ),
-        part(
-            "MHSA block per MAC",
-            "time per MAC, MHSA block / pool block",
-            blocks_,
-            data,
-            "obs2.mhsa_per_mac_ratio",
-            "below",
-            True,
-            macs,
-            target,
-        ),
-    ]
-    supporting = [compare(c, data, "supporting", target=target) for c in rest]
-
-    def sentence(status: Status, parts: list[Part]) -> str:
-        reshape, mhsa = parts
-        meaning = {
-            "holds": "the reshapes cost a visible share of the stage while MHSA itself is not the bottleneck, "
-            "so keeping the dimension consistent matters more than avoiding MHSA.",
-            "does_not_hold": (
-                "the reshapes are nearly free here, so a consistent dimension does not matter for speed."
-                if reshape.status == "does_not_hold"
-                else "MHSA itself is the bottleneck here, far less efficient per MAC than the pool block."
-            ),
-            "inconclusive": "an interval straddles its threshold, so these measurements cannot tell.",
-            "not_measured": "a part of the rule has no measurements.",
-        }[status]
-        meaning = meaning[0].upper() + meaning[1:]
-        if reshape.estimate is not None and reshape.estimate.value < 0:
-            meaning += " (A negative share: the stage with reshapes ran faster than the one kept 3D.)"
-        return f"{status_phrase(status, target)} {reshape.sentence()}; {mhsa.sentence()}. {meaning}"
-
-    return verdict_from_parts(KEY, target, parts, supporting, sentence)
-
-
-OBSERVATION = Observation(
+SUITE = Suite(
     key=KEY,
-    title="Token mixers and consistent dimensions",
+    title="Obs 2. Token mixers and consistent dimensions",
     claim=(
         "Consistent feature dimension is important for the choice of token mixer. "
         "MHSA is not necessarily a speed bottleneck."
     ),
     plan=plan,
-    verdict=verdict,
     rule=RULE,
 )

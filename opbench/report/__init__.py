@@ -21,7 +21,6 @@ from opbench.files import atomic_write_text
 from opbench.report import build as building
 from opbench.report import figures
 from opbench.results import DEFAULT_DIR
-from opbench.thresholds import THRESHOLDS
 from opbench.verdict import STATUS_LABELS, Row, fmt
 
 DEFAULT_OUT = Path("reports/index.html")
@@ -95,7 +94,7 @@ def _cell_keys(v, t, across: bool) -> list[str]:
     if v is None:
         return ["-"]
     if across:
-        return [v.by_target.get(t, "no activation measured")]
+        return [v.by_target.get(t, "not measured")]
     if len(v.parts) > 1:
         return [f"{p.name}: {fmt(p.estimate, p.unit, p.point_only)}" for p in v.parts]
     return [v.key_text]
@@ -117,30 +116,30 @@ def _row_view(row: Row | None) -> dict:
 
 def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
     targets = report.targets
-    comparisons = [(o, c) for o in report.observations for c in report.plans[o.key].comparisons]
-    tasks = len(comparisons) + 1
+    tasks = sum(len(p.comparisons) + len(p.extras) for p in report.plans.values())
     bar = tqdm(total=tasks, desc="opbench report: figures", unit="fig", file=sys.stderr, disable=not progress)
     sections = []
-    for obs in report.observations:
-        plan = report.plans[obs.key]
-        verdicts = report.verdicts[obs.key]
+    for key, suite in report.suites.items():
+        plan = report.plans[key]
         rows: dict[str, dict] = {}
-        for v in verdicts:
-            for row in v.rows:
-                t = row.target or v.target
-                entry = rows.setdefault(row.comparison, {"role": row.role, "metric": row.metric, "cells": {}})
-                entry["cells"][t] = row
+        for row in report.rows(key):
+            entry = rows.setdefault(row.comparison, {"role": row.role, "metric": row.metric, "cells": {}})
+            entry["cells"][row.target] = row
         figs = []
         for c in plan.comparisons:
             figs.append(
                 {
                     "name": c.name,
-                    "role": rows.get(c.name, {}).get("role", ""),
+                    "role": c.role,
                     "uri": figures.comparison_figure(report, c, targets) if targets else None,
                     "baseline": c.baseline.id,
                     "candidate": c.candidate.id,
                 }
             )
+            bar.update()
+        extras = []
+        for extra in plan.extras:
+            extras.append({"extra": extra, "uri": figures.sweep_figure(report, extra, targets) if targets else None})
             bar.update()
         cases = []
         for case in plan.cases:
@@ -163,42 +162,43 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
             )
         sections.append(
             {
-                "obs": obs,
-                "anchor": obs.key,
+                "suite": suite,
+                "anchor": key,
                 "verdicts": [
-                    {"v": v, "anchor": _anchor(obs.key, v.target.device, v.target.backend) if v.target else obs.key}
-                    for v in verdicts
+                    {"v": v, "anchor": _anchor(key, v.target.device, v.target.backend) if v.target else key}
+                    for v in report.verdicts.get(key, [])
                 ],
-                "thresholds": [t for k, t in THRESHOLDS.items() if k.startswith(obs.key + ".")],
+                "thresholds": suite.thresholds,
                 "rows": [
                     {"name": name, **entry, "views": [_row_view(entry["cells"].get(t)) for t in targets]}
                     for name, entry in rows.items()
                 ],
                 "figures": figs,
-                "sweep": figures.sweep_figure(report, plan, targets) if obs.key == "obs1" and targets else None,
+                "extras": extras,
                 "cases": cases,
             }
         )
-    bar.update()
     bar.close()
 
     summary = []
-    for obs in report.observations:
+    for key, suite in report.suites.items():
+        if suite.rule is None:
+            continue
+        across = suite.rule.across_targets
         cells = []
         for t in targets:
-            v = report.verdict(obs.key, t)
-            across = v is not None and v.target is None
+            v = report.verdict(key, t)
             cells.append(
                 {
                     "status": v.status if v else "not_measured",
                     "label": v.status_label if v else "not measured",
                     "numbers": _cell_keys(v, t, across),
-                    "key_label": "activation latency / ReLU, alone" if across else (v.key_label if v else ""),
-                    "needs_another": across and v.status == "inconclusive" and len(v.by_target) < 2,
-                    "anchor": obs.key if across else _anchor(obs.key, t.device, t.backend),
+                    "key_label": suite.rule.cell_label if across else (v.key_label if v else ""),
+                    "needs_another": across and v is not None and v.status == "inconclusive" and len(v.by_target) < 2,
+                    "anchor": key if across else _anchor(key, t.device, t.backend),
                 }
             )
-        summary.append({"obs": obs, "cells": cells})
+        summary.append({"suite": suite, "cells": cells})
 
     cross = building.cross_backend_table(report)
     cross_rows = []
@@ -219,11 +219,7 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
     published = building.published_table(report)
     environment = building.environment_table(report)
     unavailable = sorted(
-        {
-            f"{r.run['device']['name']}: {k}: {v}"
-            for r in report.inputs.runs
-            for k, v in (r.run.get("unavailable_backends") or {}).items()
-        }
+        {f"{r.run.device.name}: {k}: {v}" for r in report.inputs.runs for k, v in r.run.unavailable_backends.items()}
     )
     context = {
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -238,7 +234,8 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
         "published_columns": list(published.columns),
         "environment": environment.to_dict("records"),
         "environment_columns": list(environment.columns),
-        "thresholds": list(THRESHOLDS.values()),
+        "thresholds": [t for suite in report.suites.values() for t in suite.thresholds],
+        "notes": [s.rule.note for s in report.suites.values() if s.rule and s.rule.note],
         "skipped": report.inputs.skipped,
         "unavailable": unavailable,
         "missing_observations": report.missing_observations(),

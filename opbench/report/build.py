@@ -7,6 +7,7 @@ appear in their own table and never in a verdict. Runs with source "import" are 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 from collections.abc import Callable, Iterable
@@ -20,10 +21,10 @@ from opbench import stats
 from opbench.backends import REGISTRY
 from opbench.case import Case
 from opbench.errors import OpbenchError
-from opbench.observations import OBSERVATIONS, Observation, Plan, plans
-from opbench.results import DEFAULT_DIR, load_run, result_files
+from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
-from opbench.verdict import Measured, Target, Verdict
+from opbench.suite import Plan, Suite, plans, suites
+from opbench.verdict import Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
 SOURCE_LABELS = {"pytest-benchmark": "measured", "import": "imported", "reference": "published"}
@@ -32,11 +33,11 @@ SOURCE_LABELS = {"pytest-benchmark": "measured", "import": "imported", "referenc
 @dataclass
 class LoadedRun:
     path: Path
-    run: dict
+    run: Run
 
     @property
     def source(self) -> str:
-        return self.run["source"]
+        return self.run.source
 
 
 @dataclass
@@ -82,19 +83,19 @@ def select(inputs: Inputs, devices: list[str] | None = None, backends: list[str]
         return inputs
     kept = []
     for loaded in inputs.runs:
-        device = loaded.run["device"]
+        device = loaded.run.device
         if loaded.source == REFERENCE:
             kept.append(loaded)
             continue
-        if devices and not (_matches(device["slug"], devices) or _matches(device["name"], devices)):
+        if devices and not (_matches(device.slug, devices) or _matches(device.name, devices)):
             continue
-        results = [r for r in loaded.run["results"] if not backends or _matches(r["backend"], backends)]
+        results = [r for r in loaded.run.results if not backends or _matches(r.backend, backends)]
         if results:
-            kept.append(LoadedRun(loaded.path, {**loaded.run, "results": results}))
+            kept.append(LoadedRun(loaded.path, dataclasses.replace(loaded.run, results=results)))
     if not any(r.source != REFERENCE for r in kept):
         measured = [r for r in inputs.runs if r.source != REFERENCE]
-        known_devices = sorted({r.run["device"]["slug"] for r in measured})
-        known_backends = sorted({x["backend"] for r in measured for x in r.run["results"]})
+        known_devices = sorted({r.run.device.slug for r in measured})
+        known_backends = sorted({x.backend for r in measured for x in r.run.results})
         raise OpbenchError(
             f"no result matches --device {devices or 'any'} --backend {backends or 'any'}; "
             f"devices: {', '.join(known_devices)}; backends: {', '.join(known_backends)}"
@@ -102,16 +103,14 @@ def select(inputs: Inputs, devices: list[str] | None = None, backends: list[str]
     return Inputs(kept, inputs.skipped)
 
 
-def _measured(result: dict, run_id: str) -> Measured:
-    st = result.get("stats") or {}
-    samples = st.get("samples_s") or None
+def _measured(result: Result, run_id: str) -> Measured:
     return Measured(
-        case=result["case"],
-        status=result["status"],
-        reason=result.get("reason") or "",
-        samples=tuple(samples) if samples and len(samples) >= 2 else None,
-        median_s=st.get("median_s"),
-        macs=result.get("macs"),
+        case=result.case,
+        status=result.status,
+        reason=result.reason,
+        samples=result.stats.samples if result.stats else None,
+        median_s=result.stats.median_s if result.stats else None,
+        macs=result.macs,
         run_id=run_id,
     )
 
@@ -122,18 +121,16 @@ class Report:
 
     inputs: Inputs
     grid: str
+    suites: dict[str, Suite]
     plans: dict[str, Plan]
     targets: list[Target]  # measured and imported (device, backend) pairs, in display order
     data: dict[Target, dict[str, Measured]]
-    results: dict[Target, dict[str, dict]]  # the raw result dict behind each Measured
-    published: list[dict]  # rows of the reference runs
-    verdicts: dict[str, list[Verdict]] = field(default_factory=dict)  # observation key -> verdicts
+    results: dict[Target, dict[str, Result]]  # the result behind each Measured
+    published: list[tuple[Run, Result]]  # the results of the reference runs
+    evidence: Evidence
+    verdicts: dict[str, list[Verdict]] = field(default_factory=dict)  # suite key -> verdicts (suites with a rule)
     baseline: Target | None = None
     _latencies: dict[tuple[Target, str], Estimate | None] = field(default_factory=dict, repr=False)
-
-    @property
-    def observations(self) -> list[Observation]:
-        return list(OBSERVATIONS.values())
 
     @functools.cached_property
     def cases(self) -> dict[str, Case]:
@@ -142,8 +139,8 @@ class Report:
     def macs(self, case_id: str) -> int | None:
         """MACs from any result with the case, else counted from the case itself."""
         for results in self.results.values():
-            if case_id in results and results[case_id].get("macs"):
-                return results[case_id]["macs"]
+            if case_id in results and results[case_id].macs:
+                return results[case_id].macs
         case = self.cases.get(case_id)
         return case.costs.macs if case else None
 
@@ -152,7 +149,7 @@ class Report:
         for results in self.results.values():
             if case_id in results:
                 r = results[case_id]
-                return {"input_shape": r.get("input_shape"), "macs": r.get("macs"), "params": r.get("param_count")}
+                return {"input_shape": list(r.input_shape), "macs": r.macs, "params": r.param_count}
         case = self.cases.get(case_id)
         return {"input_shape": list(case.input_shape) if case else None, "macs": None, "params": None}
 
@@ -163,6 +160,10 @@ class Report:
             self._latencies[target, case_id] = stats.median(m.samples, m.median_s) if m and m.ok else None
         return self._latencies[target, case_id]
 
+    def rows(self, key: str) -> list[Row]:
+        """Every comparison of the suite on every target, quantified (the rule's and the supporting ones)."""
+        return [self.evidence.row(c, t) for c in self.plans[key].comparisons for t in self.targets]
+
     def verdict(self, key: str, target: Target) -> Verdict | None:
         for v in self.verdicts.get(key, []):
             if v.target in (None, target):
@@ -170,7 +171,11 @@ class Report:
         return None
 
     def missing_observations(self) -> list[str]:
-        return [o.title for o in self.observations if all(v.status == "not_measured" for v in self.verdicts[o.key])]
+        return [
+            self.suites[k].title
+            for k, verdicts in self.verdicts.items()
+            if all(v.status == "not_measured" for v in verdicts)
+        ]
 
 
 def _target_order(t: Target) -> tuple:
@@ -181,36 +186,29 @@ def _target_order(t: Target) -> tuple:
 
 
 def build(inputs: Inputs, baseline: str | None = None) -> Report:
-    """Pick each (device, backend, case)'s result, then compute every observation's verdicts."""
+    """Pick each (device, backend, case)'s result, then every suite's comparisons and verdicts."""
     measured_runs = [r for r in inputs.runs if r.source != REFERENCE]
-    grid = "full" if any((r.run.get("protocol") or {}).get("grid") == "full" for r in inputs.runs) else "default"
-    chosen: dict[Target, dict[str, tuple[str, dict]]] = {}
-    for loaded in sorted(measured_runs, key=lambda r: r.run["created"]):  # later runs overwrite earlier ones
-        device = loaded.run["device"]
-        for result in loaded.run["results"]:
-            target = Target(device["slug"], result["backend"], device["name"], loaded.source)
+    grid = "full" if any(r.run.protocol.get("grid") == "full" for r in inputs.runs) else "default"
+    chosen: dict[Target, dict[str, tuple[str, Result]]] = {}
+    for loaded in sorted(measured_runs, key=lambda r: r.run.created):  # later runs overwrite earlier ones
+        device = loaded.run.device
+        for result in loaded.run.results:
+            target = Target(device.slug, result.backend, device.name, loaded.source)
             per_case = chosen.setdefault(target, {})
-            previous = per_case.get(result["case"])
-            if previous is None or result["status"] == "ok" or previous[1]["status"] != "ok":
-                per_case[result["case"]] = (loaded.run["run_id"], result)
+            previous = per_case.get(result.case)
+            if previous is None or result.status == "ok" or previous[1].status != "ok":
+                per_case[result.case] = (loaded.run.run_id, result)
     targets = sorted(chosen, key=_target_order)
     data = {t: {c: _measured(r, run_id) for c, (run_id, r) in chosen[t].items()} for t in targets}
     results = {t: {c: r for c, (_, r) in chosen[t].items()} for t in targets}
-    published = [
-        {"run": r, "result": result}
-        for r in inputs.runs
-        if r.source == REFERENCE
-        for result in r.run["results"]
-        if result["status"] == "ok" and result.get("stats")
-    ]
-    report = Report(inputs, grid, plans(grid), targets, data, results, published)
+    published = [(r.run, result) for r in inputs.runs if r.source == REFERENCE for result in r.run.results if result.ok]
+    known = suites()
+    report = Report(inputs, grid, known, plans(grid), targets, data, results, published, Evidence({}))
+    report.evidence = Evidence(data, report.macs)
     report.baseline = _baseline(targets, baseline)
-    for key, observation in OBSERVATIONS.items():
-        plan = report.plans[key]
-        if observation.across_targets:
-            report.verdicts[key] = [observation.verdict(plan, {t: data[t] for t in targets}, report.macs)]
-        else:
-            report.verdicts[key] = [observation.verdict(plan, data[t], t, report.macs) for t in targets]
+    for key, suite in known.items():
+        if suite.rule:
+            report.verdicts[key] = suite.rule.verdicts(key, report.plans[key], report.evidence)
     return report
 
 
@@ -247,7 +245,6 @@ def results_table(report: Report) -> pd.DataFrame:
         for case_id, m in report.data[t].items():
             r = report.results[t][case_id]
             lat = report.latency(t, case_id)
-            macs = r.get("macs")
             rows.append(
                 {
                     "device": t.device_name,
@@ -255,59 +252,58 @@ def results_table(report: Report) -> pd.DataFrame:
                     "backend": t.backend,
                     "source": SOURCE_LABELS.get(t.source, t.source),
                     "case": case_id,
-                    "observation": r.get("observation"),
-                    "input_shape": "x".join(map(str, r.get("input_shape") or [])),
-                    "macs": macs,
+                    "suite": r.suite,
+                    "input_shape": "x".join(map(str, r.input_shape)),
+                    "macs": r.macs,
                     "status": m.status,
                     "reason": m.reason,
                     **_est_columns("median_ms", lat, 1e3),
                     "point_estimate": m.point_only if m.ok else None,
                     "rounds": len(m.samples) if m.samples else None,
-                    "gmacs_per_s": macs / lat.value / 1e9 if macs and lat else None,
+                    "gmacs_per_s": r.macs / lat.value / 1e9 if r.macs and lat else None,
                     "run_id": m.run_id,
                 }
             )
-    for p in report.published:
-        r, run = p["result"], p["run"].run
+    for run, r in report.published:
         rows.append(
             {
-                "device": run["device"]["name"],
-                "device_slug": run["device"]["slug"],
-                "backend": r["backend"],
+                "device": run.device.name,
+                "device_slug": run.device.slug,
+                "backend": r.backend,
                 "source": "published",
-                "case": r["case"],
-                "observation": r.get("observation"),
-                "status": r["status"],
-                "median_ms": r["stats"]["median_s"] * 1e3,
+                "case": r.case,
+                "suite": r.suite,
+                "status": r.status,
+                "median_ms": r.stats.median_s * 1e3,
                 "point_estimate": True,
-                "run_id": run["run_id"],
+                "run_id": run.run_id,
             }
         )
     return pd.DataFrame(rows)
 
 
 def comparisons_table(report: Report) -> pd.DataFrame:
+    """Every comparison of every suite on every target: the rules' and the supporting ones."""
     rows = []
-    for key, verdicts in report.verdicts.items():
-        for v in verdicts:
-            for row in v.rows:
-                t = row.target or v.target
-                rows.append(
-                    {
-                        "observation": key,
-                        "device": t.device_name if t else "",
-                        "backend": t.backend if t else "",
-                        "comparison": row.comparison,
-                        "role": row.role,
-                        "metric": row.metric,
-                        "baseline": row.baseline,
-                        "candidate": row.candidate,
-                        **_est_columns("value", row.estimate),
-                        "point_estimate": row.point_only if row.estimate else None,
-                        "status": row.status or "",
-                        "missing": "; ".join(row.missing),
-                    }
-                )
+    for key in report.suites:
+        for row in report.rows(key):
+            t = row.target
+            rows.append(
+                {
+                    "suite": key,
+                    "device": t.device_name if t else "",
+                    "backend": t.backend if t else "",
+                    "comparison": row.comparison,
+                    "role": row.role,
+                    "metric": row.metric,
+                    "baseline": row.baseline,
+                    "candidate": row.candidate,
+                    **_est_columns("value", row.estimate),
+                    "point_estimate": row.point_only if row.estimate else None,
+                    "status": row.status or "",
+                    "missing": "; ".join(row.missing),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -317,7 +313,7 @@ def verdicts_table(report: Report) -> pd.DataFrame:
         for v in verdicts:
             rows.append(
                 {
-                    "observation": key,
+                    "suite": key,
                     "device": v.target.device_name if v.target else "(all pairs)",
                     "backend": v.target.backend if v.target else "(all pairs)",
                     "status": v.status_label,
@@ -334,31 +330,29 @@ def verdicts_table(report: Report) -> pd.DataFrame:
 
 def environment_table(report: Report) -> pd.DataFrame:
     rows = []
-    for loaded in sorted(report.inputs.runs, key=lambda r: (r.source == REFERENCE, r.run["created"])):
+    for loaded in sorted(report.inputs.runs, key=lambda r: (r.source == REFERENCE, r.run.created)):
         run = loaded.run
-        device, protocol = run["device"], run.get("protocol") or {}
-        statuses = [r["status"] for r in run["results"]]
+        device, protocol = run.device, run.protocol
+        statuses = [r.status for r in run.results]
         rows.append(
             {
                 "file": str(loaded.path),
-                "run_id": run["run_id"],
-                "source": SOURCE_LABELS.get(run["source"], run["source"]),
-                "created": run["created"],
-                "device": device["name"],
-                "kind": device.get("kind"),
-                "processor": device.get("cpu"),
-                "cores": device.get("cores"),
-                "memory_gb": device.get("memory_gb"),
-                "os": device.get("os"),
+                "run_id": run.run_id,
+                "source": SOURCE_LABELS.get(run.source, run.source),
+                "created": run.created,
+                "device": device.name,
+                "kind": device.kind,
+                "processor": device.cpu,
+                "cores": device.cores,
+                "memory_gb": device.memory_gb,
+                "os": device.os,
                 "threads": protocol.get("threads"),
-                "backends": " ".join(sorted({r["backend"] for r in run["results"]})),
+                "backends": " ".join(sorted({r.backend for r in run.results})),
                 "results": f"{statuses.count('ok')} ok, {statuses.count('unsupported')} unsupported, "
                 f"{statuses.count('failed')} failed",
-                "software": ", ".join(f"{k} {v}" for k, v in (run.get("software") or {}).items()),
+                "software": ", ".join(f"{k} {v}" for k, v in run.software.items()),
                 "protocol": ", ".join(f"{k}={v}" for k, v in protocol.items() if k != "threads"),
-                "unavailable_backends": "; ".join(
-                    f"{k}: {v}" for k, v in (run.get("unavailable_backends") or {}).items()
-                ),
+                "unavailable_backends": "; ".join(f"{k}: {v}" for k, v in run.unavailable_backends.items()),
             }
         )
     return pd.DataFrame(rows)
@@ -382,20 +376,19 @@ def cross_backend_table(report: Report) -> pd.DataFrame:
 
 def published_table(report: Report) -> pd.DataFrame:
     rows = []
-    for p in report.published:
-        r, run = p["result"], p["run"].run
-        ref = r.get("reference") or {}
+    for run, r in report.published:
+        ref = r.reference or {}
         local = {}
         for t in report.targets:
-            lat = report.latency(t, r["case"])
+            lat = report.latency(t, r.case)
             if lat:
                 local[f"{t.label} (measured here) ms"] = lat.value * 1e3
         rows.append(
             {
-                "case": r["case"],
-                "published_device": run["device"]["name"],
-                "published_backend": r["backend"],
-                "published_ms": r["stats"]["median_s"] * 1e3,
+                "case": r.case,
+                "published_device": run.device.name,
+                "published_backend": r.backend,
+                "published_ms": r.stats.median_s * 1e3,
                 "published_source": ref.get("source", ""),
                 "protocol": ref.get("protocol", ""),
                 "tag": ref.get("tag", ""),

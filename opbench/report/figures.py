@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 import textwrap
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from opbench.observations.base import Comparison, Plan
 from opbench.report.build import Report
 from opbench.stats import Estimate
+from opbench.suite import Comparison, Sweep
 from opbench.verdict import Target
 
 BASELINE_COLOR = "#8c96a3"
@@ -90,20 +89,20 @@ def comparison_figure(report: Report, comparison: Comparison, targets: list[Targ
     return data_uri(fig)
 
 
-def sweep_figure(report: Report, plan: Plan, targets: list[Target]) -> str | None:
-    """Obs 1's kernel sweep: achieved GMAC/s against kernel size, the large kernel and its 3x3 stack, per target."""
-    sweep = [c for c in plan.comparisons if c.candidate.family == "sweep"]
-    if not sweep:
+def sweep_figure(report: Report, sweep: Sweep, targets: list[Target]) -> str | None:
+    """Achieved GMAC/s against the swept parameter: candidate and baseline lines per target (Obs 1's kernel sweep)."""
+    if not sweep.points:
         return None
-    kernels = [int(re.search(r"k(\d+)", c.candidate.variant).group(1)) for c in sweep]  # patch_k{k}s{k}
+    kernels = [x for x, _ in sweep.points]
+    comparisons = [c for _, c in sweep.points]
     fig = Figure(figsize=(6.4, 3.6))
     ax = fig.add_subplot()
     drawn = False
     for i, t in enumerate(targets):
         color = PALETTE[i % len(PALETTE)]
-        for which, style, name in (("candidate", "-o", "k x k, stride k"), ("baseline", "--s", "stacked 3x3 s2")):
+        for which, style, name in (("candidate", "-o", sweep.series[0]), ("baseline", "--s", sweep.series[1])):
             xs, ys, lows, highs = [], [], [], []
-            for k, c in zip(kernels, sweep, strict=True):
+            for k, c in zip(kernels, comparisons, strict=True):
                 case = getattr(c, which)
                 e, macs = report.latency(t, case.id), report.case_info(case.id)["macs"]
                 if e is None or not macs:
@@ -123,7 +122,7 @@ def sweep_figure(report: Report, plan: Plan, targets: list[Target]) -> str | Non
         return None
     ax.set_xscale("log", base=2)
     ax.set_xticks(kernels, [str(k) for k in kernels])
-    ax.set_xlabel("kernel size k (= stride) of the patch embedding; the 3x3 stack reaches the same output", fontsize=8)
+    ax.set_xlabel(_text(sweep.x_label), fontsize=8)
     ax.set_ylabel("achieved GMAC/s (higher is better)", fontsize=8)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)

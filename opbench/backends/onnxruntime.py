@@ -1,20 +1,23 @@
-"""ort-cpu and ort-cpu-noopt: ONNX (torch.onnx dynamo exporter) on ONNX Runtime's CPU provider.
+"""ONNX Runtime: ONNX files (torch.onnx dynamo exporter) in one session path for every provider.
 
-The two differ only in graph optimization level, so the report can show what fusion (BN folding,
-GELU and LayerNorm fusion, ...) is worth. Both share one exported file per case.
+ort-cpu and ort-cpu-noopt differ only in graph optimization level, so the report can show what fusion (BN
+folding, GELU and LayerNorm fusion, ...) is worth. ort-cuda and ort-tensorrt run the same files on a GPU (f32:
+TF32 and TensorRT's fp16 off; `run_with_iobinding` synchronizes its stream, so the timer sees the work). Every ORT
+backend shares one exported file per case, and so does `opbench export --backend onnx`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from opbench.backends.base import Backend, Prepared, RunConfig, package_version
+from opbench.backends.base import Backend, ExportFormat, Prepared, RunConfig, package_version
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
-from opbench.errors import UnsupportedCase
+from opbench.errors import OpbenchError, UnsupportedCase
 
 OPTIMIZATION_LEVELS = {"all": "ORT_ENABLE_ALL", "none": "ORT_DISABLE_ALL"}
 
@@ -48,9 +51,14 @@ def describe_onnx(path: Path) -> dict:
     return {"input": feature(inp), "output": feature(out)}
 
 
-class OnnxRuntimeCpu(Backend):
-    description = "ONNX Runtime, CPUExecutionProvider"
+def export_format(precision: str = "float32", target: str | None = None) -> ExportFormat:
+    """ONNX files for `opbench export`, for users who measure ONNX elsewhere (any runtime, named at import)."""
+    if precision != "float32" or target:
+        raise OpbenchError("--precision and --target apply to Core ML only; ONNX is exported in float32")
+    return ExportFormat("onnx", ".onnx", {"precision": "float32"}, onnx_versions(), onnx_artifact, describe_onnx)
 
+
+class OnnxRuntimeCpu(Backend):
     def __init__(self, name: str, optimization: str):
         self.name = name
         self.optimization = optimization
@@ -106,3 +114,49 @@ def session_prepared(
         return binding.copy_outputs_to_cpu()[0]
 
     return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit)
+
+
+class OrtGpu(Backend):
+    """ONNX Runtime with a GPU execution provider, on the ONNX file the CPU backends use."""
+
+    def __init__(self, name: str, provider: str, provider_options: dict[str, str], pip_hint: str):
+        self.name = name
+        self.provider = provider
+        self.provider_options = provider_options
+        self.pip_hint = pip_hint
+
+    def unavailable_reason(self) -> str | None:
+        if importlib.util.find_spec("onnxruntime") is None:
+            return f"not installed: onnxruntime ({self.pip_hint})"
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+        if self.provider not in providers:
+            return (
+                f"onnxruntime {package_version('onnxruntime')} has no {self.provider} (it has "
+                f"{', '.join(providers)}); {self.pip_hint}"
+            )
+        return None  # a GPU build without a usable GPU is caught in prepare(): ORT falls back to CPU silently
+
+    def versions(self) -> dict[str, str]:
+        return {**onnx_versions(), "onnxruntime": package_version("onnxruntime")}
+
+    def options(self) -> dict:
+        return {"provider": self.provider, "provider_options": self.provider_options}
+
+    def prepare(self, case: Case, config: RunConfig) -> Prepared:
+        return session_prepared(case, config, "ORT_ENABLE_ALL", self.provider, self.provider_options, "cuda")
+
+
+def ort_cuda() -> OrtGpu:
+    options = {"device_id": "0", "use_tf32": "0"}
+    return OrtGpu("ort-cuda", "CUDAExecutionProvider", options, "pip install onnxruntime-gpu")
+
+
+def ort_tensorrt() -> OrtGpu:
+    return OrtGpu(
+        "ort-tensorrt",
+        "TensorrtExecutionProvider",
+        {"device_id": "0", "trt_fp16_enable": "False"},
+        "pip install onnxruntime-gpu tensorrt",
+    )

@@ -1,0 +1,153 @@
+"""Suites: named sets of cases with their comparisons and, optionally, a verdict rule; one registry for all.
+
+An observation is a suite whose rule decides the paper's claim; the overhead floor is a suite without a rule;
+users register suites of their own with `register`. Everything generic (the plugin, `opbench list`, the report)
+asks this registry and knows no suite by name.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from opbench.case import Case
+from opbench.errors import OpbenchError
+
+if TYPE_CHECKING:
+    from opbench.verdict import Rule, Threshold
+
+SUPPORTING = "supporting"  # the role of a comparison that no part of a rule uses: shown, quantified, not judged
+BUILTIN = (  # the modules that define opbench's own suites, each as a module-level SUITE, in display order
+    "opbench.observations.obs1_patch_embedding",
+    "opbench.observations.obs2_token_mixer",
+    "opbench.observations.obs3_conv_bn",
+    "opbench.observations.obs4_nonlinearity",
+    "opbench.overhead",
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate against baseline at matched output; the metric is candidate / baseline latency (or time per MAC).
+
+    `role` names the part of the suite's rule the comparison feeds, or SUPPORTING: evidence shown beside it."""
+
+    name: str
+    baseline: Case
+    candidate: Case
+    role: str = SUPPORTING
+    per_mac: bool = False
+
+    @property
+    def metric(self) -> str:
+        return "time per MAC ratio" if self.per_mac else "latency ratio"
+
+
+@dataclass
+class Sweep:
+    """A report extra: achieved GMAC/s of candidate and baseline against a swept parameter, per target."""
+
+    title: str
+    caption: str
+    x_label: str
+    series: tuple[str, str]  # what the candidate and the baseline lines are called
+    points: list[tuple[float, Comparison]] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """A suite's cases (deduplicated, in order), comparisons and report extras, for one grid."""
+
+    cases: list[Case] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    extras: list[Sweep] = field(default_factory=list)  # figures the report draws for this suite
+
+    def add(self, case: Case) -> Case:
+        if all(c.id != case.id for c in self.cases):
+            self.cases.append(case)
+        return case
+
+    def compare(
+        self, name: str, baseline: Case, candidate: Case, role: str = SUPPORTING, per_mac: bool = False
+    ) -> Comparison:
+        comparison = Comparison(name, self.add(baseline), self.add(candidate), role, per_mac)
+        self.comparisons.append(comparison)
+        return comparison
+
+    def by_role(self, role: str) -> list[Comparison]:
+        return [c for c in self.comparisons if c.role == role]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named set of cases. `claim` and `rule` make it an observation; without a rule it is measured and shown."""
+
+    key: str
+    title: str
+    plan: Callable[[str], Plan]
+    claim: str = ""
+    rule: Rule | None = None
+    description: str = ""
+
+    @property
+    def thresholds(self) -> tuple[Threshold, ...]:
+        return self.rule.thresholds if self.rule else ()
+
+
+_REGISTRY: dict[str, Suite] = {}
+
+
+def register(suite: Suite) -> Suite:
+    """Add a suite (after the built-in ones); a key already taken by another suite is an error."""
+    known = suites()
+    if suite.key in known and known[suite.key] is not suite:
+        raise OpbenchError(f"a suite named {suite.key!r} is already registered; choose another key")
+    _REGISTRY[suite.key] = suite
+    return suite
+
+
+def unregister(key: str) -> None:
+    _REGISTRY.pop(key, None)
+
+
+def suites() -> dict[str, Suite]:
+    """Every registered suite by key: the built-in ones first (imported on first use), then users'."""
+    builtin = {}
+    for name in BUILTIN:
+        suite = importlib.import_module(name).SUITE
+        builtin[suite.key] = suite
+    return {**builtin, **{k: s for k, s in _REGISTRY.items() if k not in builtin}}
+
+
+def get_suite(key: str) -> Suite:
+    known = suites()
+    if key not in known:
+        raise OpbenchError(f"unknown suite {key!r}; choose from {', '.join(known)}")
+    return known[key]
+
+
+def parse_suites(spec: str | Sequence[str] | None) -> list[str] | None:
+    """'obs1,overhead' -> those keys, checked against the registry; None or 'all' -> None (every suite)."""
+    if spec is None:
+        return None
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    if names == ["all"]:
+        return None
+    if not names:
+        raise OpbenchError("no suite named; choose from " + ", ".join(suites()))
+    for name in names:
+        get_suite(name)
+    return names
+
+
+def plans(grid: str = "default", keys: Sequence[str] | None = None) -> dict[str, Plan]:
+    return {key: get_suite(key).plan(grid) for key in (keys if keys is not None else suites())}
+
+
+def select_cases(grid: str = "default", keys: Sequence[str] | None = None, pattern: str | None = None) -> list[Case]:
+    """Cases of the chosen suites (all by default) in registry order, filtered by an id glob."""
+    cases = [c for plan in plans(grid, keys).values() for c in plan.cases]
+    return [c for c in cases if fnmatch.fnmatch(c.id, pattern)] if pattern else cases
