@@ -188,8 +188,8 @@ class LeViT(nn.Module):
 
 
 _TIMM = "timm 1.0.31 create_model('levit_256') (MODELS.md)"
-_PAPER = "LeViT paper (Graham et al. 2021) Table 3: 1120 MFLOPs (multiply-adds)"
-_TOP1 = "LeViT paper Table 3 (distilled, 1000 epochs); EfficientFormer paper (PAPER.md)"
+_PAPER = "LeViT paper (Graham et al. 2021), main results: 1120 MFLOPs (multiply-adds)"
+_TOP1 = "LeViT paper, main results (distilled, 1000 epochs); EfficientFormer paper (PAPER.md)"
 
 MODELS = [
     ZooModel(

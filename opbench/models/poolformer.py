@@ -81,7 +81,7 @@ def poolformer(variant: str) -> PoolFormer:
 
 
 _TIMM = "timm 1.0.31 create_model('{}') (MODELS.md)"
-_PAPER = "PoolFormer paper (Yu et al. 2022) Table 1"
+_PAPER = "PoolFormer paper (Yu et al. 2022), ImageNet-1K results (MACs column)"
 _DESCRIPTION = "7x7 s4 patch embedding, GroupNorm + pool mixer, GroupNorm + Conv1x1 MLP, depths {}"
 
 
