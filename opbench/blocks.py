@@ -6,7 +6,10 @@ close to their deploy form: eval mode, attention biases gathered once, BN left f
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -174,3 +177,179 @@ class AddOne(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + 1.0
+
+
+# Shared by the model zoo (opbench/models/): layer scale, conv-norm-act, MLP, MHSA, inverted residuals.
+
+
+class LayerScale(nn.Module):
+    """x * layer_scale, the scale broadcast over 4D (C, 1, 1) or 3D (C,) features; named so Case.build randomizes it."""
+
+    def __init__(self, dim: int, four_d: bool, init: float = 1e-5):
+        super().__init__()
+        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1) if four_d else (dim,), init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.layer_scale
+
+
+def conv_norm_act(
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    bias: bool = False,
+    act: Callable[[], nn.Module] | None = None,
+) -> nn.Sequential:
+    """Conv (symmetric padding kernel // 2), BatchNorm2d, optional activation: children conv, bn (, act)."""
+    layers: dict[str, nn.Module] = {
+        "conv": nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=bias),
+        "bn": nn.BatchNorm2d(c_out),
+    }
+    if act is not None:
+        layers["act"] = act()
+    return nn.Sequential(OrderedDict(layers))
+
+
+class Mlp(nn.Module):
+    """fc1, activation, fc2: Linear on tokens (B, N, C) or, with conv=True, Conv1x1 on 4D features."""
+
+    def __init__(self, dim: int, hidden: int, act: Callable[[], nn.Module] = nn.GELU, conv: bool = False):
+        super().__init__()
+        layer = functools.partial(nn.Conv2d, kernel_size=1) if conv else nn.Linear
+        self.fc1 = layer(dim, hidden)
+        self.act = act()
+        self.fc2 = layer(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class MultiHeadAttention(nn.Module):
+    """ViT MHSA on tokens (B, N, C): one qkv Linear, softmax(q k^T / sqrt(d)) v written out (no fused SDPA), proj."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm ViT block: x + MHSA(LN(x)), x + MLP(LN(x)) (DeiT, MobileViT)."""
+
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float, act: Callable[[], nn.Module] = nn.GELU, eps: float = 1e-6
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.token_mixer = MultiHeadAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.token_mixer(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def relative_bias_index(resolution: int, stride: int = 1) -> torch.Tensor:
+    """LeViT-style bias index: query q (every stride-th point) to key k -> |dy| * resolution + |dx|, a table of r*r."""
+    keys = torch.stack(torch.meshgrid(torch.arange(resolution), torch.arange(resolution), indexing="ij")).flatten(1)
+    points = torch.arange(0, resolution, stride)
+    queries = torch.stack(torch.meshgrid(points, points, indexing="ij")).flatten(1)
+    offsets = (queries[:, :, None] - keys[:, None, :]).abs()
+    return offsets[0] * resolution + offsets[1]
+
+
+class AttentionBias(nn.Module):
+    """A learned (heads, r*r) bias table gathered to (heads, Nq, Nk): on every call in training, once on entering eval
+    (as blocks.Attention does), so an exported eval graph holds a constant."""
+
+    def __init__(self, num_heads: int, resolution: int, stride: int = 1):
+        super().__init__()
+        idxs = relative_bias_index(resolution, stride)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, resolution * resolution))
+        self.register_buffer("attention_bias_idxs", idxs, persistent=False)
+        self.register_buffer("ab", torch.zeros(num_heads, *idxs.shape), persistent=False)
+
+    def train(self, mode: bool = True) -> AttentionBias:
+        super().train(mode)
+        if not mode:
+            with torch.no_grad():
+                self.ab.copy_(self.attention_biases[:, self.attention_bias_idxs])
+        return self
+
+    def forward(self) -> torch.Tensor:
+        return self.attention_biases[:, self.attention_bias_idxs] if self.training else self.ab
+
+
+class SqueezeExcite(nn.Module):
+    """x * sigmoid(conv_expand(act(conv_reduce(mean_hw(x))))) (EfficientNet)."""
+
+    def __init__(self, channels: int, reduced: int, act: Callable[[], nn.Module] = nn.SiLU):
+        super().__init__()
+        self.conv_reduce = nn.Conv2d(channels, reduced, 1)
+        self.act = act()
+        self.conv_expand = nn.Conv2d(reduced, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(self.conv_expand(self.act(self.conv_reduce(x.mean((2, 3), keepdim=True)))))
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise kxk conv-BN-act, optional SE, pointwise conv-BN (no activation); residual when shapes allow."""
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int, act: Callable[[], nn.Module], se_reduced: int = 0
+    ):
+        super().__init__()
+        self.conv_dw = conv_norm_act(c_in, c_in, kernel, stride, groups=c_in, act=act)
+        self.se = SqueezeExcite(c_in, se_reduced, act) if se_reduced else nn.Identity()
+        self.conv_pw = conv_norm_act(c_in, c_out, 1)
+        self.has_skip = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv_pw(self.se(self.conv_dw(x)))
+        return x + out if self.has_skip else out
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand conv-BN-act, depthwise kxk conv-BN-act, optional SE, 1x1 project conv-BN
+    (linear bottleneck); residual when stride is 1 and the widths match."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int,
+        expand: int,
+        act: Callable[[], nn.Module],
+        se_reduced: int = 0,
+    ):
+        super().__init__()
+        mid = c_in * expand
+        self.conv_pw = conv_norm_act(c_in, mid, 1, act=act)
+        self.conv_dw = conv_norm_act(mid, mid, kernel, stride, groups=mid, act=act)
+        self.se = SqueezeExcite(mid, se_reduced, act) if se_reduced else nn.Identity()
+        self.conv_pwl = conv_norm_act(mid, c_out, 1)
+        self.has_skip = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv_pwl(self.se(self.conv_dw(self.conv_pw(x))))
+        return x + out if self.has_skip else out
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a width to a multiple of divisor, never below 90% of it (the MobileNet / timm rule)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
