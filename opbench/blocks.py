@@ -7,7 +7,6 @@ close to their deploy form: eval mode, attention biases gathered once, BN left f
 from __future__ import annotations
 
 import functools
-import itertools
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -82,27 +81,13 @@ class Attention(nn.Module):
         self.dh = self.d * num_heads
         self.qkv = nn.Linear(dim, self.dh + 2 * key_dim * num_heads)
         self.proj = nn.Linear(self.dh, dim)
-        points = list(itertools.product(range(resolution), repeat=2))
-        offsets: dict[tuple[int, int], int] = {}
-        idxs = [offsets.setdefault((abs(p[0] - q[0]), abs(p[1] - q[1])), len(offsets)) for p in points for q in points]
-        self.attention_biases = nn.Parameter(torch.zeros(num_heads, len(offsets)))
-        self.register_buffer("attention_bias_idxs", torch.tensor(idxs).view(len(points), len(points)))
-        self.register_buffer("ab", torch.zeros(num_heads, len(points), len(points)), persistent=False)
-
-    def train(self, mode: bool = True) -> Attention:
-        """Gather the bias table once when entering eval, as the authors' deploy path does."""
-        super().train(mode)
-        if not mode:
-            with torch.no_grad():
-                self.ab.copy_(self.attention_biases[:, self.attention_bias_idxs])
-        return self
+        self.bias = AttentionBias(num_heads, resolution)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         qkv = self.qkv(x).reshape(b, n, self.num_heads, -1).permute(0, 2, 1, 3)
         q, k, v = qkv.split([self.key_dim, self.key_dim, self.d], dim=3)
-        bias = self.attention_biases[:, self.attention_bias_idxs] if self.training else self.ab
-        attn = ((q @ k.transpose(-2, -1)) * self.scale + bias).softmax(dim=-1)
+        attn = ((q @ k.transpose(-2, -1)) * self.scale + self.bias()).softmax(dim=-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(b, n, self.dh))
 
 
@@ -148,28 +133,36 @@ def gn_conv_mlp(dim: int, act: str = "gelu_erf", ratio: int = 4) -> nn.Sequentia
     return nn.Sequential(nn.GroupNorm(1, dim), nn.Conv2d(dim, hidden, 1), activation(act), nn.Conv2d(hidden, dim, 1))
 
 
-class Residual(nn.Module):
-    """x + layer_scale * f(x), the residual form of both Meta blocks; scale broadcast to 4D or 3D."""
+class Meta4D(nn.Module):
+    """EfficientFormer Meta4D block on 4D features: x + ls1 * (pool(x) - x); x + ls2 * Conv-BN MLP(x)."""
 
-    def __init__(self, fn: nn.Module, dim: int, four_d: bool, init: float = 1e-5):
+    def __init__(self, dim: int):
         super().__init__()
-        self.fn = fn
-        shape = (dim, 1, 1) if four_d else (dim,)
-        self.layer_scale = nn.Parameter(torch.full(shape, init))
+        self.token_mixer = PoolMixer()
+        self.ls1 = LayerScale(dim, four_d=True)
+        self.mlp = conv_mlp(dim)
+        self.ls2 = LayerScale(dim, four_d=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.layer_scale * self.fn(x)
+        x = x + self.ls1(self.token_mixer(x))
+        return x + self.ls2(self.mlp(x))
 
 
-def meta4d(dim: int) -> nn.Sequential:
-    """EfficientFormer Meta4D block: pool mixer then Conv-BN MLP, both residual, on 4D features."""
-    return nn.Sequential(Residual(PoolMixer(), dim, True), Residual(conv_mlp(dim), dim, True))
+class Meta3D(nn.Module):
+    """EfficientFormer Meta3D block on tokens (B, N, C): x + ls1 * MHSA(LN(x)); x + ls2 * Linear MLP(LN(x))."""
 
+    def __init__(self, dim: int, resolution: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.token_mixer = Attention(dim, resolution)
+        self.ls1 = LayerScale(dim, four_d=False)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = linear_mlp(dim, norm=False)
+        self.ls2 = LayerScale(dim, four_d=False)
 
-def meta3d(dim: int, resolution: int) -> nn.Sequential:
-    """EfficientFormer Meta3D block: LN + MHSA then LN + Linear MLP, both residual, on 3D tokens."""
-    attention = nn.Sequential(nn.LayerNorm(dim), Attention(dim, resolution))
-    return nn.Sequential(Residual(attention, dim, False), Residual(linear_mlp(dim), dim, False))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.ls1(self.token_mixer(self.norm1(x)))
+        return x + self.ls2(self.mlp(self.norm2(x)))
 
 
 class AddOne(nn.Module):

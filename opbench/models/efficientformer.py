@@ -30,48 +30,16 @@ NUM_META3D = {"l1": 1, "l3": 4, "l7": 8}  # Meta3D blocks, all at the end of the
 RESOLUTIONS = (56, 28, 14, 7)  # at 224x224 input
 
 
-class Meta4D(nn.Module):
-    """x + ls1 * (pool(x) - x); x + ls2 * Conv-BN MLP(x). No norm before the pool."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.token_mixer = blocks.PoolMixer()
-        self.ls1 = blocks.LayerScale(dim, four_d=True)
-        self.mlp = blocks.conv_mlp(dim)
-        self.ls2 = blocks.LayerScale(dim, four_d=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.ls1(self.token_mixer(x))
-        return x + self.ls2(self.mlp(x))
-
-
-class Meta3D(nn.Module):
-    """x + ls1 * MHSA(LN(x)); x + ls2 * Linear MLP(LN(x)), on tokens (B, N, C)."""
-
-    def __init__(self, dim: int, resolution: int):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.token_mixer = blocks.Attention(dim, resolution)
-        self.ls1 = blocks.LayerScale(dim, four_d=False)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = blocks.linear_mlp(dim, norm=False)
-        self.ls2 = blocks.LayerScale(dim, four_d=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.ls1(self.token_mixer(self.norm1(x)))
-        return x + self.ls2(self.mlp(self.norm2(x)))
-
-
 class Stage(nn.Module):
     """Optional Conv3x3 s2 + BN downsampling, then depth blocks; the last num_meta3d are Meta3D after one Flat."""
 
     def __init__(self, c_in: int, dim: int, depth: int, resolution: int, num_meta3d: int = 0):
         super().__init__()
         self.downsample = blocks.conv_bn(c_in, dim, 3, 2, 1) if c_in != dim else nn.Identity()
-        layers: list[nn.Module] = [Meta4D(dim) for _ in range(depth - num_meta3d)]
+        layers: list[nn.Module] = [blocks.Meta4D(dim) for _ in range(depth - num_meta3d)]
         if num_meta3d:
             layers.append(blocks.To3D())
-            layers.extend(Meta3D(dim, resolution) for _ in range(num_meta3d))
+            layers.extend(blocks.Meta3D(dim, resolution) for _ in range(num_meta3d))
         self.blocks = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,28 +35,28 @@ def reshape_pair(h: int) -> nn.Module:
 
 
 def stage_meta4d(c: int, h: int, depth: int) -> nn.Module:
-    return nn.Sequential(*(blocks.meta4d(c) for _ in range(depth)))
+    return nn.Sequential(*(blocks.Meta4D(c) for _ in range(depth)))
 
 
 def stage_meta3d(c: int, h: int, depth: int) -> nn.Module:
-    return nn.Sequential(*(blocks.meta3d(c, h) for _ in range(depth)))
+    return nn.Sequential(*(blocks.Meta3D(c, h) for _ in range(depth)))
 
 
 def stage_meta3d_reshaped(c: int, h: int, depth: int) -> nn.Module:
     """LeViT style: features stay 4D and every attention block reshapes to 3D and back."""
-    return nn.Sequential(*(blocks.reshaped(blocks.meta3d(c, h), h) for _ in range(depth)))
+    return nn.Sequential(*(blocks.reshaped(blocks.Meta3D(c, h), h) for _ in range(depth)))
 
 
 def stage_alternating(c: int, h: int, depth: int) -> nn.Module:
     """Meta4D and Meta3D blocks alternating, a reshape at every change of dimension."""
-    pairs = (layer for _ in range(depth // 2) for layer in (blocks.meta4d(c), blocks.reshaped(blocks.meta3d(c, h), h)))
+    pairs = (layer for _ in range(depth // 2) for layer in (blocks.Meta4D(c), blocks.reshaped(blocks.Meta3D(c, h), h)))
     return nn.Sequential(*pairs)
 
 
 def stage_grouped(c: int, h: int, depth: int) -> nn.Module:
     """The same blocks as stage_alternating in EfficientFormer's layout: all Meta4D, one Flat, all Meta3D."""
-    meta3d = nn.Sequential(*(blocks.meta3d(c, h) for _ in range(depth // 2)))
-    return nn.Sequential(*(blocks.meta4d(c) for _ in range(depth // 2)), blocks.reshaped(meta3d, h))
+    meta3d = nn.Sequential(*(blocks.Meta3D(c, h) for _ in range(depth // 2)))
+    return nn.Sequential(*(blocks.Meta4D(c) for _ in range(depth // 2)), blocks.reshaped(meta3d, h))
 
 
 def _case(family: str, variant: str, factory, shape, group: str, description: str, stage: Stage, **extra: int):
@@ -85,10 +85,10 @@ def _blocks_and_stages(p: Plan, s: Stage) -> None:
     c, h, depth = s.width, s.resolution, s.depth
     group = f"obs2 blocks c{c} {h}x{h}"
     b4 = _case(
-        "block", "meta4d", functools.partial(blocks.meta4d, c), image(c, h), group, "Meta4D: pool + Conv-BN MLP", s
+        "block", "meta4d", functools.partial(blocks.Meta4D, c), image(c, h), group, "Meta4D: pool + Conv-BN MLP", s
     )
     b3 = _case(
-        "block", "meta3d", functools.partial(blocks.meta3d, c, h), tokens(c, h), group, "Meta3D: LN-MHSA + LN-MLP", s
+        "block", "meta3d", functools.partial(blocks.Meta3D, c, h), tokens(c, h), group, "Meta3D: LN-MHSA + LN-MLP", s
     )
     p.compare(f"Meta3D (MHSA) block vs Meta4D (pool) block ({s.label})", b4, b3, MHSA_PER_MAC, per_mac=True)
     group = f"obs2 stages c{c} {h}x{h} depth {depth}"
