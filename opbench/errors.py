@@ -15,3 +15,8 @@ class UnsupportedCase(Exception):
 
 class VerificationError(Exception):
     """A prepared case gave a different answer from eager PyTorch; it must not be timed."""
+
+
+def error_text(exc: BaseException) -> str:
+    """'TypeName: message', the way a reason is recorded in a result or a cache entry."""
+    return f"{type(exc).__name__}: {exc}".strip()
