@@ -2,6 +2,13 @@
 
 A second run exports nothing: not the artifacts that worked, and not the ones that failed (the
 exporter's message is cached beside them, so an unsupported case stays cheap to report).
+
+Each artifact has a checksum beside it (`<artifact>.sha256`: sha256 of the file, or of the folder's files
+for an .mlpackage or an IR folder), written when it is created and checked whenever it is used. An artifact
+that does not match (truncated, edited, half-deleted) is evicted and exported again, and the artifact says so
+(`repaired`, which the backends put in the result's `info` as `cache_repaired`). An artifact without a
+checksum (written by an opbench before checksums, or by a run killed between the two writes) cannot be
+trusted either: it is exported again the same way.
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opbench.case import Case
-from opbench.errors import UnsupportedCase
-from opbench.files import atomic_write_text, remove, temp_beside
+from opbench.errors import UnsupportedCase, error_text
+from opbench.files import atomic_write_text, remove, temp_beside, tree_sha256
 
 DEFAULT_ROOT = Path(os.environ.get("OPBENCH_CACHE", ".opbench_cache"))
 
@@ -26,6 +33,17 @@ class Artifact:
     path: Path
     cache_hit: bool
     export_s: float  # time spent exporting in this process; 0 on a cache hit
+    sha256: str = ""  # of the artifact as it is now (checked against its sidecar on a hit)
+    repaired: str | None = None  # what was wrong with the cached copy that this export replaced
+
+    @property
+    def info(self) -> dict:
+        """What a result's `info` should say about the cache: {"cache_repaired": why} after a repair, else {}."""
+        return {"cache_repaired": self.repaired} if self.repaired else {}
+
+
+def checksum_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
 
 
 class ArtifactCache:
@@ -37,15 +55,22 @@ class ArtifactCache:
         return self.root / kind / f"{case.slug}-{digest[:16]}{suffix}"
 
     def get_or_create(self, case: Case, kind: str, key: dict, suffix: str, create: Callable[[Path], None]) -> Artifact:
-        """The cached artifact, or create(tmp_path) then an atomic rename; an export error is cached too.
+        """The cached artifact (checksum verified), or create(tmp_path) then an atomic rename; an export error is
+        cached too. A damaged cached artifact is evicted and created again.
 
         Raises UnsupportedCase with the exporter's message when this export failed now or before.
         """
         path = self.path_for(case, kind, key, suffix)
         failure = path.with_name(path.name + ".unsupported.txt")
+        repaired = None
         if path.exists():
-            return Artifact(path, True, 0.0)
-        if failure.exists():
+            actual, problem = verify(path)
+            if problem is None:
+                return Artifact(path, True, 0.0, actual)
+            repaired = problem
+            remove(path)
+            remove(checksum_file(path))
+        elif failure.exists():
             raise UnsupportedCase(failure.read_text())
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_beside(path)  # keeps the suffix: exporters check it
@@ -55,7 +80,7 @@ class ArtifactCache:
             create(tmp)
         except Exception as exc:  # any exporter failure makes the case unsupported on this backend
             remove(tmp)
-            message = f"{type(exc).__name__}: {exc}".strip()
+            message = error_text(exc)
             atomic_write_text(failure, message)
             raise UnsupportedCase(message) from exc
         elapsed = time.perf_counter() - start
@@ -65,4 +90,21 @@ class ArtifactCache:
             if not path.exists():
                 raise
             remove(tmp)  # another process exported the same directory first; a directory cannot replace it
-        return Artifact(path, False, elapsed)
+        actual = tree_sha256(path)
+        atomic_write_text(checksum_file(path), actual + "\n")  # after the rename: a kill in between means no checksum
+        return Artifact(path, False, elapsed, actual, repaired)
+
+
+def verify(path: Path) -> tuple[str, str | None]:
+    """(sha256 of the artifact, None) when it matches its checksum file, else ("", what is wrong with it)."""
+    try:
+        expected = checksum_file(path).read_text().strip()
+    except OSError:
+        return "", f"{path.name} had no checksum (a cache from an older opbench): exported again"
+    try:
+        actual = tree_sha256(path)
+    except OSError as exc:
+        return "", f"{path.name} could not be read ({exc.strerror or exc}): exported again"
+    if actual != expected:
+        return "", f"{path.name} did not match its checksum (damaged or changed since export): exported again"
+    return actual, None

@@ -188,10 +188,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     if args.fail_on_regression is not None:
         worse = compare.regressions(table, args.fail_on_regression)
+        invalid = int((worse["change"] == "invalid").sum())
         if len(worse):
-            print(f"opbench: {len(worse)} significant slowdown(s) beyond x{args.fail_on_regression:g}", file=sys.stderr)
+            print(
+                f"opbench: {len(worse) - invalid} significant slowdown(s) beyond x{args.fail_on_regression:g}, "
+                f"{invalid} case(s) with invalid timings",
+                file=sys.stderr,
+            )
             return 1
     return 0
+
+
+def ratio_option(text: str) -> float:
+    """argparse type of a ratio threshold (--factor, --fail-on-regression): a finite number above 1."""
+    from opbench.compare import check_factor
+
+    try:
+        return check_factor(float(text))
+    except (ValueError, OpbenchError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number above 1 (a ratio, e.g. 1.1)") from exc
 
 
 def add_compare(sub) -> None:
@@ -208,13 +223,13 @@ def add_compare(sub) -> None:
     p.add_argument("b", help="candidate, same syntax; ratios are B / A")
     p.add_argument("--run", help="the run that backend:NAME operands refer to (default: the latest run)")
     p.add_argument("--results-dir", default="device_results", help="where runs are found (default: %(default)s)")
-    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR, help="ratio threshold (default: %(default)s)")
+    p.add_argument("--factor", type=ratio_option, default=DEFAULT_FACTOR, help="ratio threshold (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="rank test level (default: %(default)s)")
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: %(default)s)")
     p.add_argument("--output", metavar="PATH", help="write the table there instead of to standard output")
     p.add_argument(
         "--fail-on-regression",
-        type=float,
+        type=ratio_option,
         metavar="FACTOR",
         help="exit 1 if any case is significantly slower in B than FACTOR x A (for CI)",
     )
@@ -240,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except OpbenchError as exc:
         print(f"opbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user named that cannot be read or written: a message, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"opbench: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

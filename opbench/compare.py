@@ -18,7 +18,6 @@ imported device number) has no interval and no samples: the factor alone decides
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -30,12 +29,14 @@ from scipy import stats as scipy_stats
 
 from opbench import stats
 from opbench.errors import OpbenchError
-from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files, slugify
+from opbench.files import csv_text
+from opbench.results import DEFAULT_DIR, Result, Run, Stats, load_run, result_files, slugify
 
 DEFAULT_FACTOR = 1.1
 DEFAULT_ALPHA = 0.05
 FORMATS = ("text", "csv", "json")
-CHANGES = ("slower", "faster", "noise", "same", "unsupported", "failed", "only in A", "only in B")
+COMPARED = ("slower", "faster", "noise", "same")
+CHANGES = (*COMPARED, "invalid", "unsupported", "failed", "only in A", "only in B")
 
 COLUMNS = [
     "case",
@@ -135,6 +136,15 @@ def resolve(spec: str, results_dir: Path, run_spec: str | None = None) -> Select
 # --- the rule ----------------------------------------------------------------------------------------------------
 
 
+def _bad_timings(timed: Stats) -> str | None:
+    """Why a result's median or samples cannot be compared (NaN, infinite, zero, negative), or None."""
+    values = [timed.median_s, *timed.samples_s]
+    bad = [v for v in values if not (isinstance(v, int | float) and math.isfinite(v) and v > 0)]
+    if not bad:
+        return None
+    return f"{len(bad)} timing(s) not a positive finite number of seconds (e.g. {bad[0]!r})"
+
+
 def compare_results(a: Result, b: Result, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA) -> dict:
     """One row: both medians, B/A with its interval, the rank test, and the verdict of the rule."""
     row = {"median_a_s": None, "median_b_s": None, "ratio": None, "ratio_low": None, "ratio_high": None}
@@ -146,6 +156,9 @@ def compare_results(a: Result, b: Result, factor: float = DEFAULT_FACTOR, alpha:
                 "change": result.status if result.status != "ok" else "failed",
                 "basis": f"{side}: {reason}",
             }
+        problem = _bad_timings(result.stats)
+        if problem:
+            return row | {"change": "invalid", "basis": f"{side}: {problem}"}
     sa, sb = a.stats.samples, b.stats.samples
     ma = stats.median(sa, a.stats.median_s)
     mb = stats.median(sb, b.stats.median_s)
@@ -175,8 +188,7 @@ def compare_results(a: Result, b: Result, factor: float = DEFAULT_FACTOR, alpha:
 
 def compare(a: Selection, b: Selection, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA) -> pd.DataFrame:
     """The table of A against B, biggest change first (then the rows that could not be compared)."""
-    if factor < 1:
-        raise OpbenchError(f"--factor must be 1 or more (a ratio threshold), got {factor}")
+    check_factor(factor)
     if a.backend is None and b.backend is not None:
         a = Selection(a.run, b.backend, a.label)
     if b.backend is None and a.backend is not None:
@@ -196,8 +208,10 @@ def compare(a: Selection, b: Selection, factor: float = DEFAULT_FACTOR, alpha: f
             rows.append(row | {"change": "only in B", "significant": False, "basis": ""})
         else:
             rows.append(row | compare_results(ra[key], rb[key], factor, alpha))
-    if not rows:
-        raise OpbenchError(f"nothing to compare: {a.label} and {b.label} have no results")
+    if not any(row["change"] in COMPARED for row in rows):
+        why = pd.Series([row["change"] for row in rows], dtype=object).value_counts()
+        counts = ", ".join(f"{n} {change}" for change, n in why.items()) or "no results"
+        raise OpbenchError(f"nothing compared: no case has a valid timing in both {a.label} and {b.label} ({counts})")
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     size = table["ratio"].map(lambda x: abs(math.log(x)) if x and x > 0 else -1.0)
     order = table["change"].map({c: i for i, c in enumerate(CHANGES)})
@@ -207,9 +221,17 @@ def compare(a: Selection, b: Selection, factor: float = DEFAULT_FACTOR, alpha: f
     return table.drop(columns=["_comparable", "_size", "_order"]).reset_index(drop=True)
 
 
+def check_factor(factor: float) -> float:
+    """A ratio threshold must be a finite number above 1; OpbenchError otherwise."""
+    if not (math.isfinite(factor) and factor > 1):
+        raise OpbenchError(f"--factor must be a finite number above 1 (a ratio threshold, e.g. 1.1), got {factor}")
+    return factor
+
+
 def regressions(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Significant slowdowns beyond `threshold` (B/A above it)."""
-    return table[(table["significant"] == True) & (table["ratio"] > threshold)]  # noqa: E712
+    """Significant slowdowns beyond `threshold` (B/A above it), and rows with invalid timings: a gate fails on both."""
+    slower = (table["significant"] == True) & (table["ratio"] > threshold)  # noqa: E712
+    return table[slower | (table["change"] == "invalid")]
 
 
 def summary(table: pd.DataFrame) -> str:
@@ -220,9 +242,7 @@ def summary(table: pd.DataFrame) -> str:
 def render(table: pd.DataFrame, fmt: str, a: Selection, b: Selection, factor: float, alpha: float) -> str:
     """The table as text (terminal), CSV or JSON (with what was compared and the rule)."""
     if fmt == "csv":
-        buffer = io.StringIO()
-        table.to_csv(buffer, index=False)
-        return buffer.getvalue()
+        return csv_text(table)
     if fmt == "json":
         document = {
             "a": a.label,

@@ -11,3 +11,8 @@ class BackendUnavailable(OpbenchError):
 
 class UnsupportedCase(Exception):
     """A backend cannot export or compile one case; carries the exporter's own message."""
+
+
+def error_text(exc: BaseException) -> str:
+    """'TypeName: message', the way a reason is recorded in a result or a cache entry."""
+    return f"{type(exc).__name__}: {exc}".strip()

@@ -8,6 +8,7 @@ template.csv has one row per exported package for the numbers measured on the de
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -24,7 +25,7 @@ from opbench.backends import ExportFormat
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
 from opbench.errors import OpbenchError, UnsupportedCase
-from opbench.files import atomic_write_text, read_json, remove, temp_beside
+from opbench.files import atomic_write_text, csv_text, ensure_folder, read_json, remove, temp_beside, tree_sha256
 
 MANIFEST_SCHEMA = "opbench-export/1"
 MANIFEST = "manifest.json"
@@ -33,26 +34,6 @@ TEMPLATE = "template.csv"
 FILL_COLUMNS = ("median_ms", "compute_unit", "mean_ms", "min_ms", "max_ms", "runs")
 TEMPLATE_COLUMNS = ("case", *FILL_COLUMNS, "file", "sha256")
 DEFAULT_OUT = Path("exports")
-
-
-def tree_sha256(path: Path) -> str:
-    """sha256 of a file, or of every file under a folder (an .mlpackage) by relative path, in sorted order."""
-    path = Path(path)
-    if path.is_file():
-        return _file_sha256(path)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(_file_sha256(file).encode() + b"\n")
-    return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest_checksum(manifest: dict) -> str:
@@ -71,13 +52,12 @@ def export_cases(
 ) -> dict:
     """Export every case (cached), copy the artifacts to out_dir, write manifest.json and template.csv."""
     log = log or sys.stderr
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_folder(out_dir, "export folder")
     previous = _previous_entries(out_dir / MANIFEST)
     entries = []
     for index, case in enumerate(cases, start=1):
         start = time.perf_counter()
-        entry, how = _export_one(case, fmt, out_dir, cache, previous.get(case.id))
+        entry, how = _export_one(case, fmt, out_dir, cache)
         entries.append(entry)
         line = f"[{index}/{len(cases)}] {case.id} {how} ({time.perf_counter() - start:.1f} s)"
         if entry["reason"]:
@@ -126,7 +106,7 @@ def _keep_measured_manifest(out_dir: Path, entries: list[dict]) -> Path | None:
     return kept
 
 
-def _export_one(case: Case, fmt: ExportFormat, out_dir: Path, cache: ArtifactCache, previous: dict | None):
+def _export_one(case: Case, fmt: ExportFormat, out_dir: Path, cache: ArtifactCache):
     entry = {"case": case.id, "status": "ok", "file": None, "reason": ""}
     try:
         artifact = fmt.artifact(case, cache)
@@ -138,28 +118,33 @@ def _export_one(case: Case, fmt: ExportFormat, out_dir: Path, cache: ArtifactCac
         return entry, "unsupported"
     file = case.slug + fmt.suffix
     dest = out_dir / file
-    if not (dest.exists() and previous and previous.get("sha256") == info["sha256"]):
+    # the package already in the out folder is re-hashed, never trusted: a damaged or different one is replaced
+    sha256 = tree_sha256(dest) if dest.exists() else None
+    if sha256 != artifact.sha256:
         _copy(artifact.path, dest)
-    entry.update(file=file, **info, fingerprint=case.fingerprint)
-    return entry, "cached" if artifact.cache_hit else "exported"
+        sha256 = tree_sha256(dest)
+        if sha256 != artifact.sha256:
+            raise OpbenchError(
+                f"{dest}: the copy differs from the cached {artifact.path}; check the disk, export again"
+            )
+    entry.update(file=file, **info)
+    entry.update(sha256=sha256, fingerprint=case.fingerprint)  # the checksum of the package in the out folder
+    how = "cached" if artifact.cache_hit else "exported"
+    return entry, how + (f" ({artifact.repaired})" if artifact.repaired else "")
 
 
 def _artifact_info(case: Case, artifact: Artifact, fmt: ExportFormat) -> dict:
-    """Input, output (read back from the artifact), MACs and checksum, kept beside the cached artifact."""
+    """Input, output (read back from the artifact) and MACs, kept beside the cached artifact."""
     sidecar = artifact.path.with_name(artifact.path.name + ".info.json")
-    if sidecar.exists():
-        return json.loads(sidecar.read_text())
+    if sidecar.exists() and not artifact.repaired:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(sidecar.read_text())
     try:
         io = fmt.describe(artifact.path)
     except Exception as exc:  # a package the converter wrote but its own reader rejects is not usable
         raise UnsupportedCase(f"written but cannot be read back: {type(exc).__name__}: {exc}") from exc
     costs = case.costs
-    info = {
-        **io,
-        "macs": costs.macs,
-        "param_count": costs.param_count,
-        "sha256": tree_sha256(artifact.path),
-    }
+    info = {**io, "macs": costs.macs, "param_count": costs.param_count}
     atomic_write_text(sidecar, json.dumps(info))
     return info
 
@@ -176,6 +161,8 @@ def write_template(manifest: dict, out_dir: Path) -> Path:
 
     A template.csv that already holds measurements is never overwritten: the new one goes to template.new.csv.
     """
+    import pandas as pd
+
     path = out_dir / TEMPLATE
     if path.exists() and _has_measurements(path):
         path = out_dir / "template.new.csv"
@@ -184,12 +171,7 @@ def write_template(manifest: dict, out_dir: Path) -> Path:
         for e in manifest["entries"]
         if e["status"] == "ok"
     ]
-    tmp = temp_beside(path)
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, TEMPLATE_COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    atomic_write_text(path, csv_text(pd.DataFrame(rows, columns=list(TEMPLATE_COLUMNS))))
     return path
 
 

@@ -21,7 +21,7 @@ from opbench.backends import EXPORT_FORMATS, DeviceUnits, device_units
 from opbench.case import Case
 from opbench.errors import OpbenchError
 from opbench.export import DEFAULT_OUT, FILL_COLUMNS, MANIFEST, TEMPLATE_COLUMNS, load_manifest
-from opbench.files import read_json
+from opbench.files import read_json, tree_sha256
 from opbench.results import DEFAULT_DIR, Device, Result, Stats, new_run, slugify, validate, write_run
 from opbench.suite import select_cases
 
@@ -101,6 +101,7 @@ def import_file(
         results, software = _from_csv(file, exported, units, backend, problems), {}
     else:
         raise OpbenchError(f"{file}: import a filled template (.csv) or an opbench result file (.json)")
+    _check_packages(results, exported, manifest_path.parent, problems)
     results = _attach_cases(results, exported, problems)
     problems.raise_if_any()
     if not results:
@@ -143,7 +144,8 @@ def _from_csv(
     except (OSError, UnicodeDecodeError) as exc:
         raise OpbenchError(f"{file}: cannot read as UTF-8 text: {exc}") from exc
     reader = csv.DictReader(text.splitlines())
-    if not _check_header(reader.fieldnames or [], problems):
+    checksums = any(e.get("sha256") for e in entries.values())
+    if not _check_header(reader.fieldnames or [], problems, ("case", "median_ms", *(("sha256",) if checksums else ()))):
         problems.raise_if_any()
     results, seen = [], {}
     for row in reader:
@@ -168,7 +170,9 @@ def _from_csv(
         if entry.get("status") != "ok":
             problems.add(where, f"{case_id} was not exported (unsupported), so it cannot have been measured")
             continue
-        if values.get("sha256") and values["sha256"] != entry.get("sha256"):
+        if entry.get("sha256") and not values.get("sha256"):
+            problems.add(where, f"{case_id}: no sha256: keep the checksum the export wrote in each row")
+        elif values.get("sha256") and values["sha256"] != entry.get("sha256"):
             problems.add(
                 where,
                 f"{case_id}: package checksum {values['sha256'][:12]}... is not the manifest's "
@@ -180,15 +184,19 @@ def _from_csv(
     return results
 
 
-def _check_header(columns: list[str], problems: Problems) -> bool:
+WHY_REQUIRED = {"sha256": ": the manifest has a checksum per package, so the template's sha256 column must stay"}
+
+
+def _check_header(columns: list[str], problems: Problems, required: tuple[str, ...]) -> bool:
     columns = [c.strip() if isinstance(c, str) else c for c in columns]
     if len(columns) == 1 and ";" in (columns[0] or ""):
         problems.add("line 1", "the columns are separated by ';': save the file as comma-separated CSV")
         return False
     good = True
-    for column in ("case", "median_ms"):
+    for column in required:
         if column not in columns:
-            problems.add("line 1", f"no {column!r} column (the header is {', '.join(map(str, columns)) or 'empty'})")
+            header = ", ".join(map(str, columns)) or "empty"
+            problems.add("line 1", f"no {column!r} column{WHY_REQUIRED.get(column, '')} (the header is {header})")
             good = False
     for column in columns:
         if column in TEMPLATE_COLUMNS or column in EXTRA_COLUMNS:
@@ -339,6 +347,23 @@ def _from_json(
 
 
 # --- both ----------------------------------------------------------------------------------------------------
+
+
+def _check_packages(results: list[Result], exported: dict, folder: Path, problems: Problems) -> None:
+    """Re-hash each measured package that lies beside the manifest: one that changed since the export is refused."""
+    entries = {e["case"]: e for e in exported.get("entries", [])}
+    for result in results:
+        entry = entries.get(result.case, {})
+        file, expected = entry.get("file"), entry.get("sha256")
+        if not (isinstance(file, str) and expected and file == Path(file).name and not file.startswith(".")):
+            continue
+        package = folder / file
+        if package.exists() and tree_sha256(package) != expected:
+            problems.add(
+                result.case,
+                f"{package} does not match the manifest's checksum: changed or damaged since the export; "
+                "export again and measure the new packages",
+            )
 
 
 CASE_FIELDS = ("suite", "family", "variant", "group", "params", "input_shape", "macs", "param_count", "bytes")

@@ -16,7 +16,7 @@ import torch
 
 from opbench.backends.base import Backend, Prepared, RunConfig
 from opbench.case import Case
-from opbench.errors import UnsupportedCase
+from opbench.errors import UnsupportedCase, error_text
 from opbench.results import Check
 
 # (atol, rtol): passes when max |out - ref| <= atol + rtol * max |ref|
@@ -56,18 +56,30 @@ def check(case: Case, prepared: Prepared, precision: str) -> Check:
 def measure(
     case: Case, backend: Backend, config: RunConfig, timer: Callable[[Callable[[], object]], object]
 ) -> Outcome:
-    """Prepare the case on the backend, check it, and hand the bound call to the timer (pytest-benchmark)."""
+    """Prepare the case on the backend, check it, and hand the bound call to the timer (pytest-benchmark).
+
+    Never raises for a problem of the case on this backend: an exporter's refusal is `unsupported`; any other
+    error while preparing, checking or timing is `failed` with the error as its reason (nothing is counted ok).
+    """
     try:
         prepared = backend.prepare(case, config)
     except UnsupportedCase as exc:
         return Outcome("unsupported", str(exc))
-    result = check(case, prepared, backend.precision)
+    except Exception as exc:
+        return Outcome("failed", f"{backend.name} could not prepare the case: {error_text(exc)}")
+    try:
+        result = check(case, prepared, backend.precision)
+    except Exception as exc:
+        return Outcome("failed", f"{backend.name} failed on its first run: {error_text(exc)}", prepared=prepared)
     if not result.passed:
         reason = (
             f"{backend.name} output differs from torch-eager: max abs error {result.max_abs_err:.3g} "
             f"> tolerance {result.tolerance:.3g} ({backend.precision})"
         )
         return Outcome("failed", reason, result, prepared)
-    with prepared.context():
-        timer(prepared.run)
+    try:
+        with prepared.context():
+            timer(prepared.run)
+    except Exception as exc:
+        return Outcome("failed", f"{backend.name} failed while timed: {error_text(exc)}", result, prepared)
     return Outcome("ok", check=result, prepared=prepared)

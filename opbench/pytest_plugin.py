@@ -6,7 +6,9 @@ labels it (group, extra_info, machine info) and writes what was measured to devi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +17,8 @@ from opbench.backends import RunConfig, get_backend, parse_backends, unavailable
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
-from opbench.results import DEFAULT_DIR, Result, Stats, device_info, new_run, software_versions, write_run
+from opbench.files import check_folder
+from opbench.results import DEFAULT_DIR, Result, Stats, device_info, new_run, slugify, software_versions, write_run
 from opbench.shapes import GRIDS
 from opbench.suite import parse_suites, select_cases
 
@@ -82,30 +85,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    threads = config.getoption("opbench_threads")
-    if threads < 1:
-        raise pytest.UsageError(f"--opbench-threads must be 1 or more, got {threads}")
-    spec = config.getoption("opbench_backends")
+    """Every option that can be checked is checked here, before the first case is timed: a usage error."""
     try:
-        backends = parse_backends(spec)
+        check_options(config)
     except OpbenchError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    pattern = config.getoption("opbench_cases")
+    spec = config.getoption("opbench_backends")
     chosen = config.getoption("opbench_suites")
     suites = [n.strip() for n in chosen.split(",") if n.strip()] if chosen and chosen.strip() != "all" else None
-    if pattern and not select_cases(config.getoption("opbench_grid"), None, pattern):
-        raise pytest.UsageError(f"--opbench-cases {pattern!r} matches no case; `opbench list` shows the case ids")
     config.stash[STATE] = RunState(
-        backends=backends,
-        config=RunConfig(threads=threads, cache=ArtifactCache(config.getoption("opbench_cache_dir"))),
+        backends=parse_backends(spec),
+        config=RunConfig(
+            threads=config.getoption("opbench_threads"), cache=ArtifactCache(config.getoption("opbench_cache_dir"))
+        ),
         grid=config.getoption("opbench_grid"),
-        pattern=pattern,
+        pattern=config.getoption("opbench_cases"),
         suites=suites,
         device_name=config.getoption("opbench_device"),
         results_dir=config.getoption("opbench_results_dir"),
         report=config.getoption("opbench_report_out") if config.getoption("opbench_report") else None,
         only_available=spec.strip() == "all",
     )
+
+
+def check_options(config: pytest.Config) -> None:
+    """OpbenchError for an option that would only fail at the end of the run, or waste it."""
+    threads, cores = config.getoption("opbench_threads"), os.cpu_count() or 1
+    if threads < 1:
+        raise OpbenchError(f"--opbench-threads must be 1 or more, got {threads}")
+    if threads > cores:
+        raise OpbenchError(f"--opbench-threads {threads} is more than the {cores} cores of this machine")
+    parse_backends(config.getoption("opbench_backends"))
+    pattern = config.getoption("opbench_cases")
+    if pattern is not None and not pattern.strip():
+        raise OpbenchError("--opbench-cases is empty: give a glob of case ids, e.g. 'obs4/*', or leave it out")
+    if pattern and not select_cases(config.getoption("opbench_grid"), None, pattern):
+        raise OpbenchError(f"--opbench-cases {pattern!r} matches no case; `opbench list` shows the case ids")
+    device = config.getoption("opbench_device")
+    if device is not None:
+        slugify(device)
+    check_folder(config.getoption("opbench_results_dir"), "--opbench-results-dir")
+    if config.getoption("opbench_report"):
+        check_folder(Path(config.getoption("opbench_report_out")).parent, "the folder of --opbench-report-out")
 
 
 @dataclass(frozen=True)
@@ -156,7 +177,7 @@ class CaseRun:
             cache_hit=prepared.cache_hit if prepared else None,
             info=prepared.info if prepared else {},
             check=outcome.check,
-            stats=timed_stats(benchmark),
+            stats=timed_stats(benchmark) if outcome.status == "ok" else None,  # a failed run keeps no partial timings
         )
 
 

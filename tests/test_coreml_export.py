@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opbench import backends, cli, export
+from opbench import backends, cli, export, files
 from opbench.backends import DEFAULT_BACKENDS, REGISTRY, coreml, get_backend
 from opbench.cache import ArtifactCache
 from opbench.errors import BackendUnavailable, OpbenchError
@@ -48,7 +48,7 @@ def test_every_case_becomes_a_package_coremltools_loads_back(exported):
         assert entry["input"]["shape"] == list(case.input_shape)
         assert entry["output"]["shape"] == list(case.input_shape)  # x + 1 and activations keep the shape
         assert entry["macs"] == case.costs.macs
-        assert entry["sha256"] == export.tree_sha256(package)
+        assert entry["sha256"] == files.tree_sha256(package)
         ct.models.MLModel(str(package), skip_model_load=True)  # loads as a model too
     options = {"convert_to": "mlprogram", "deployment_target": "iOS15", "precision": "float32", "recipe": coreml.RECIPE}
     assert manifest["options"] == options

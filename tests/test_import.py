@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opbench import backends, cli, export, importer, results
+from opbench import backends, cli, export, files, importer, results
 from opbench.backends import coreml
 from opbench.cache import ArtifactCache
 from opbench.errors import OpbenchError, UnsupportedCase
@@ -114,7 +114,7 @@ def test_a_filled_template_imports_as_its_own_device(work):
 
 def test_a_median_alone_is_enough_and_unmeasured_rows_may_be_deleted(work):
     out, results_dir = work
-    rows = [{"case": OK[1], "median_ms": "1.25 ms"}]
+    rows = [{"case": OK[1], "median_ms": "1.25 ms", "sha256": template_rows(out)[1]["sha256"]}]
     path = importer.import_file(write_rows(out / "m.csv", rows), "iPhone 12", "coreml-cpu", results_dir=results_dir)
     (result,) = results.load_run(path).to_json()["results"]
     assert result["stats"] == {"median_s": 1.25e-3} and result["backend"] == "coreml-cpu"
@@ -199,7 +199,7 @@ def test_nothing_is_imported_as_published(work, device):
 
 def test_a_row_for_an_unsupported_case_is_an_error(work):
     out, results_dir = work
-    rows = [{"case": UNSUPPORTED, "median_ms": "1"}]
+    rows = [{"case": UNSUPPORTED, "median_ms": "1", "sha256": ""}]
     with pytest.raises(OpbenchError, match="line 2: .*was not exported"):
         importer.import_file(write_rows(out / "bad.csv", rows), "iPhone 12", results_dir=results_dir)
 
@@ -276,3 +276,51 @@ def test_cli_import_exit_codes(work, capsys):
     assert run.device.os == "iOS 17.5" and run.protocol["method"] == "Xcode 16 performance report"
     assert cli.main(["import", str(good), *base, "--backend", "ort-cpu"]) == 2
     assert "these packages are measured as one of coreml-all (all)" in capsys.readouterr().err
+
+
+# --- checksums of the packages: what export writes, what import sees -----------------------------------------------
+
+
+def test_export_replaces_a_damaged_package_and_records_the_checksum_of_what_it_wrote(tmp_path):
+    by_id = {c.id: c for c in select_cases()}
+    cases, cache, out = [by_id[i] for i in OK], ArtifactCache(tmp_path / "cache"), tmp_path / "out"
+    export.export_cases(cases, fake_format(set()), out, cache, log=io.StringIO())
+    damaged = out / template_rows(out)[0]["file"] / "Data" / "model.mlmodel"
+    damaged.write_text("damaged")
+    (cached,) = (tmp_path / "cache").glob(f"fake-coreml/{cases[1].slug}-*.mlpackage")
+    (cached / "Data" / "model.mlmodel").write_text("damaged in the cache")
+    log = io.StringIO()
+    manifest = export.export_cases(cases, fake_format(set()), out, cache, log=log)
+    assert damaged.read_text() == OK[0]
+    assert (out / manifest["entries"][1]["file"] / "Data" / "model.mlmodel").read_text() == OK[1]
+    assert "did not match its checksum" in log.getvalue()  # the damaged cache entry was converted again
+    for entry in manifest["entries"]:
+        assert entry["sha256"] == files.tree_sha256(out / entry["file"])
+
+
+def test_a_package_changed_since_the_export_is_refused(work):
+    out, results_dir = work
+    (out / template_rows(out)[1]["file"] / "Data" / "model.mlmodel").write_text("edited after the export")
+    with pytest.raises(OpbenchError, match=f"{OK[1]}: .* does not match the manifest's checksum") as caught:
+        importer.import_file(write_rows(out / "filled.csv", filled(out)), "iPhone 12", results_dir=results_dir)
+    assert "(1 error)" in str(caught.value)
+
+
+def test_checksums_in_the_manifest_are_required_in_the_template(work):
+    out, results_dir = work
+    columns = [c for c in export.TEMPLATE_COLUMNS if c != "sha256"]
+    with pytest.raises(OpbenchError, match="line 1: no 'sha256' column: the manifest has a checksum per package"):
+        importer.import_file(write_rows(out / "a.csv", filled(out), columns), "iPhone 12", results_dir=results_dir)
+    rows = filled(out, row2={"sha256": ""})
+    with pytest.raises(OpbenchError, match=f"line 4: {OK[2]}: no sha256"):
+        importer.import_file(write_rows(out / "b.csv", rows), "iPhone 12", results_dir=results_dir)
+
+
+def test_a_results_dir_that_is_a_file_is_a_one_line_error(work, capsys):
+    out, _ = work
+    a_file = out / "not-a-folder"
+    a_file.write_text("")
+    good = write_rows(out / "filled.csv", filled(out))
+    assert cli.main(["import", str(good), "--device", "iPhone 12", "--results-dir", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert str(a_file) in err and len(err.strip().splitlines()) == 1

@@ -104,9 +104,56 @@ pytest_plugins = ["opbench.pytest_plugin"]
         ("--opbench-cases=obs9/*", "*matches no case*"),
         ("--opbench-grid=huge", "*invalid choice*"),
         ("--opbench-suites=obs9", "*unknown suite 'obs9'*"),
+        # checked before the first case is timed, not when the result file is written
+        ("--opbench-device=!!!", "*device name '!!!' has no letters or digits*"),
+        ("--opbench-results-dir=a-file", "*--opbench-results-dir a-file is not a folder*"),
+        (
+            "--opbench-results-dir=a-file/results",
+            "*--opbench-results-dir a-file/results is not a folder (a-file is a file)*",
+        ),
+        ("--opbench-threads=999", "*--opbench-threads 999 is more than the * cores of this machine*"),
+        ("--opbench-backends=torch-eager,ort-cpu,torch-eager", "*torch-eager named more than once*"),
+        ("--opbench-cases=", "*--opbench-cases is empty*"),
+        ("--opbench-cases= ", "*--opbench-cases is empty*"),
+        (
+            ("--opbench-report", "--opbench-report-out=a-file/index.html"),
+            "*the folder of --opbench-report-out a-file is not a folder*",
+        ),
     ],
 )
 def test_bad_options_are_usage_errors(project, option, message):
-    result = run(project, "--benchmark-disable", option)
+    (project.path / "a-file").write_text("")
+    result = run(project, "--benchmark-only", *([option] if isinstance(option, str) else option))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+    assert "passed" not in result.stdout.str()  # nothing ran
+
+
+def test_a_backend_that_raises_is_a_failed_result_not_a_traceback(project):
+    project.makeconftest(
+        """
+from opbench.backends import REGISTRY
+from opbench.backends.torch_eager import TorchEager
+
+class Broken(TorchEager):
+    name = "broken"
+    def prepare(self, case, config):
+        raise RuntimeError("the runtime crashed")
+
+REGISTRY["broken"] = Broken
+pytest_plugins = ["opbench.pytest_plugin"]
+"""
+    )
+    out = project.path / "results"
+    backends = "--opbench-backends=torch-eager,broken"
+    result = run(project, "--benchmark-only", "--opbench-cases=overhead/*", backends, f"--opbench-results-dir={out}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*1 ok, 0 unsupported, 1 failed*",
+            "*failed: overhead/floor/add_one on broken: broken could not prepare the case: RuntimeError: the runtime*",
+        ]
+    )
+    assert "raise RuntimeError" not in result.stdout.str()  # a reason, not a traceback
+    (path,) = out.rglob("*.json")
+    assert {r["backend"]: r["status"] for r in load_run(path)["results"]} == {"torch-eager": "ok", "broken": "failed"}

@@ -75,6 +75,9 @@ def parse_backends(spec: str) -> list[str]:
     unknown = [n for n in names if n not in REGISTRY]
     if unknown or not names:
         raise OpbenchError(f"unknown backend(s) {', '.join(unknown) or spec!r}; known backends: {', '.join(REGISTRY)}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise OpbenchError(f"backend(s) {', '.join(twice)} named more than once in {spec!r}: each would run twice")
     return names
 
 

@@ -220,4 +220,6 @@ class CoreML(Backend):
         def infer() -> np.ndarray:
             return np.asarray(run()[output], dtype=np.float32)
 
-        return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit)
+        return Prepared(
+            run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit, info=artifact.info
+        )

@@ -132,9 +132,10 @@ class ExecuTorchXnnpack(Backend):
         )
         record = json.loads((artifact.path / DELEGATION).read_text())
         threads = _set_threads(config.threads)
+        program = Runtime.get().load_program(artifact.path / PROGRAM)  # a damaged program fails here: a failure
         try:
-            method = Runtime.get().load_program(artifact.path / PROGRAM).load_method("forward")
-        except Exception as exc:  # the runtime rejects the program (an operator without a kernel...)
+            method = program.load_method("forward")
+        except Exception as exc:  # the runtime rejects the method (an operator without a kernel...)
             raise UnsupportedCase(f"load_method: {type(exc).__name__}: {exc}") from exc
         inputs = [case.example_input()]
 
@@ -149,5 +150,5 @@ class ExecuTorchXnnpack(Backend):
             infer=infer,
             export_s=artifact.export_s,
             cache_hit=artifact.cache_hit,
-            info={**record, "threadpool_threads": threads},
+            info={**artifact.info, **record, "threadpool_threads": threads},
         )

@@ -113,7 +113,7 @@ def session_prepared(
         run()
         return binding.copy_outputs_to_cpu()[0]
 
-    return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit)
+    return Prepared(run=run, infer=infer, export_s=artifact.export_s, cache_hit=artifact.cache_hit, info=artifact.info)
 
 
 class OrtGpu(Backend):

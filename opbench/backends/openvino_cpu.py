@@ -124,6 +124,7 @@ class OpenVinoCpu(Backend):
             export_s=artifact.export_s + compile_s,
             cache_hit=artifact.cache_hit,
             info={
+                **artifact.info,
                 "convert_s": round(artifact.export_s, 4),
                 "compile_s": round(compile_s, 4),
                 "inference_precision": self._precision,

@@ -17,7 +17,8 @@ import jinja2
 from tqdm import tqdm
 
 from opbench import stats
-from opbench.files import atomic_write_text
+from opbench.errors import OpbenchError
+from opbench.files import csv_text, ensure_folder, replace_together
 from opbench.report import build as building
 from opbench.report import figures
 from opbench.results import DEFAULT_DIR
@@ -49,16 +50,20 @@ def render(
     progress: bool = True,
     warn: Callable[[str], None] = _stderr,
 ) -> Path:
-    """Load, select, judge, draw and write the report; returns the HTML file's path."""
+    """Load, select, judge, draw and write the report; returns the HTML file's path.
+
+    Every file of the report is made before any is written, then all are replaced together: a failure on the
+    way leaves the previous report as it was."""
     inputs = building.load_inputs(paths, skip_invalid, warn)
     inputs = building.select(inputs, devices, backends)
     report = building.build(inputs, baseline)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for name, table in CSV_TABLES.items():
-        atomic_write_text(out.parent / name, table(report).to_csv(index=False))
-    html = _page(report, out.parent, progress)
-    atomic_write_text(out, html)
+    folder = ensure_folder(out.parent, "report folder")
+    if out.is_dir():
+        raise OpbenchError(f"{out} is a folder: name the HTML file to write, e.g. {out / DEFAULT_OUT.name}")
+    files = {folder / name: csv_text(table(report)) for name, table in CSV_TABLES.items()}
+    files[out] = _page(report, folder, progress)
+    replace_together(files)
     return out
 
 
