@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,13 +25,16 @@ def samples(median_s: float, n: int = 60, spread: float = 0.01, seed: int | None
     return tuple(float(x) for x in median_s * np.exp(rng.normal(0.0, spread, n)))
 
 
-def measured(plan_key: str, latency: Callable[[Case], float | None], spread: float = 0.01) -> dict[str, Measured]:
-    """Measured data for every case of an observation's default plan; latency(case) None leaves a case out."""
+def measured(
+    plan_key: str, latency: Callable[[Case], float | None], spread: float = 0.01, seed: int = 0
+) -> dict[str, Measured]:
+    """Measured data for every case of a suite's default plan; latency(case) None leaves a case out. Each case's
+    noise depends on its id and `seed` only, not on what other tests drew before (give each target its own seed)."""
     data = {}
     for case in plans("default", [plan_key])[plan_key].cases:
         t = latency(case)
         if t is not None:
-            s = samples(t, spread=spread)
+            s = samples(t, spread=spread, seed=zlib.crc32(f"{case.id}|{seed}".encode()))
             data[case.id] = Measured(case.id, "ok", samples=s, median_s=float(np.median(s)), macs=MACS)
     return data
 

@@ -156,4 +156,4 @@ pytest_plugins = ["opbench.pytest_plugin"]
     )
     assert "raise RuntimeError" not in result.stdout.str()  # a reason, not a traceback
     (path,) = out.rglob("*.json")
-    assert {r["backend"]: r["status"] for r in load_run(path)["results"]} == {"torch-eager": "ok", "broken": "failed"}
+    assert {r.backend: r.status for r in load_run(path).results} == {"torch-eager": "ok", "broken": "failed"}

@@ -20,6 +20,7 @@ from opbench.cache import ArtifactCache, checksum_file
 from opbench.cli import main
 from opbench.errors import BackendUnavailable
 from opbench.measure import measure, reference
+from opbench.results import Result, Stats
 from opbench.suite import select_cases
 
 
@@ -215,13 +216,12 @@ def test_files_replaced_together_change_nothing_when_one_cannot_be_written(tmp_p
 # --- compare -----------------------------------------------------------------------------------------------------
 
 
-def timed(case: str, median_s: float, samples: list[float] | None = None) -> dict:
-    stats = {"median_s": median_s, **({"samples_s": samples} if samples else {})}
-    return {"case": case, "observation": "obs4", "backend": "x", "status": "ok", "stats": stats}
+def timed(case: str, median_s: float, samples: list[float] | None = None) -> Result:
+    return Result(case=case, suite="obs4", backend="x", stats=Stats(median_s, samples_s=tuple(samples or ())))
 
 
-def selection(results: list[dict]) -> compare.Selection:
-    return compare.Selection({"results": results}, None, "constructed")
+def selection(results: list[Result]) -> compare.Selection:
+    return compare.Selection(make_run("Host", results), None, "constructed")
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, 0.0, -1e-3])
