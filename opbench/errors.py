@@ -15,3 +15,11 @@ class UnsupportedCase(Exception):
 
 class VerificationError(Exception):
     """A prepared case gave a different answer from eager PyTorch; it must not be timed."""
+
+
+class ProfilerUnavailable(OpbenchError):
+    """A backend cannot profile per operator here (no profiler, or one without usable operator rows); says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
