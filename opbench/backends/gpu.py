@@ -17,6 +17,12 @@ import torch
 from opbench.backends.base import Backend, Prepared, RunConfig, package_version
 from opbench.backends.onnxruntime_cpu import onnx_versions, session_prepared
 from opbench.case import Case
+from opbench.errors import ProfilerUnavailable
+
+GPU_PROFILE_REASON = (
+    "per-operator GPU profiles are not implemented: opbench's profilers attribute CPU-side events, and no GPU was at "
+    "hand to verify kernel attribution (torch.profiler CUDA activity, ORT's CUDA/TensorRT provider events)"
+)
 
 
 class TorchCuda(Backend):
@@ -35,6 +41,9 @@ class TorchCuda(Backend):
 
     def options(self) -> dict:
         return {"device": "cuda:0", "allow_tf32": False, "cudnn_benchmark": False}
+
+    def profile(self, case: Case, config: RunConfig, runs: int):
+        raise ProfilerUnavailable(f"{self.name}: {GPU_PROFILE_REASON}")
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -82,6 +91,9 @@ class OrtGpu(Backend):
 
     def options(self) -> dict:
         return {"provider": self.provider, "provider_options": self.provider_options}
+
+    def profile(self, case: Case, config: RunConfig, runs: int):
+        raise ProfilerUnavailable(f"{self.name}: {GPU_PROFILE_REASON}")
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         return session_prepared(case, config, "ORT_ENABLE_ALL", self.provider, self.provider_options, "cuda")
