@@ -36,13 +36,13 @@ import re
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from torch import nn
 
 if TYPE_CHECKING:
-    from opbench.backends.base import Backend, RunConfig
+    from opbench.backends.base import Backend, Prepared, RunConfig
     from opbench.case import Case
 
 K = TypeVar("K")
@@ -264,36 +264,62 @@ def breakdown(rows: Iterable[OpRow], e2e_median_s: float, top: int = 10) -> Brea
     )
 
 
-def e2e_median(backend: Backend, case: Case, config: RunConfig, rounds: int = 30, warmup: int = 5) -> float:
-    """The case's end-to-end median on the backend, timed plainly (perf_counter, no profiler), for coverage.
-
-    Not the suite's measurement (pytest-benchmark's result is the latency of record); pass that median to
-    `breakdown` when there is one.
-    """
-    prepared = backend.prepare(case, config)
+def _timed(prepared: Prepared, rounds: int, warmup: int) -> list[float]:
+    """Seconds per call of a prepared case, timed plainly with perf_counter (no profiler)."""
+    samples = []
     with prepared.context():
         for _ in range(warmup):
             prepared.run()
-        samples = []
         for _ in range(rounds):
             start = time.perf_counter()
             prepared.run()
             samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return samples
 
 
 def profile_case(
-    backend: Backend, case: Case, config: RunConfig, runs: int = 20, e2e_median_s: float | None = None
+    backend: Backend,
+    case: Case,
+    config: RunConfig,
+    runs: int = 20,
+    e2e_median_s: float | None = None,
+    rounds: int = 30,
+    chunks: int = 3,
 ) -> tuple[list[OpRow], Breakdown]:
-    """Profile the case on the backend (its own pass) and break it down against the end-to-end median.
+    """Profile the case on the backend (a pass of its own) and break it down against the end-to-end median.
 
-    The median is timed first, without the profiler, unless given. Raises ProfilerUnavailable when the
-    backend has no profiler here, UnsupportedCase when it cannot run the case.
+    Unless the median is given (the suite's measurement, when there is one), the prepared case is timed plainly
+    in `chunks` + 1 bursts of rounds, between which the backend profiles `runs / chunks` runs at a time; the rows
+    of the chunks are averaged by name. A machine whose speed drifts during the pass then moves the profile and
+    the median alike instead of making the coverage depend on when each was taken. Raises ProfilerUnavailable
+    when the backend has no profiler here, UnsupportedCase when it cannot run the case.
     """
-    if e2e_median_s is None:
-        e2e_median_s = e2e_median(backend, case, config)
-    rows = backend.profile(case, config, runs)
+    chunks = max(1, min(chunks, runs))
+    prepared = backend.prepare(case, config) if e2e_median_s is None else None
+    samples: list[float] = []
+    profiles: list[list[OpRow]] = []
+    for chunk in range(chunks + 1):
+        if prepared is not None:
+            samples += _timed(prepared, rounds // (chunks + 1) or 1, warmup=5 if chunk == 0 else 1)
+        if chunk < chunks:
+            profiles.append(backend.profile(case, config, runs // chunks + (chunk < runs % chunks)))
+    rows = merge_rows(profiles)
+    if prepared is not None:
+        e2e_median_s = statistics.median(samples)
     return rows, breakdown(rows, e2e_median_s)
+
+
+def merge_rows(profiles: Sequence[Sequence[OpRow]]) -> list[OpRow]:
+    """Rows of several profiles of one case on one backend averaged by name (first-seen order); a row absent
+    from a profile counts 0 there."""
+    first: dict[str, OpRow] = {}
+    total: dict[str, float] = {}
+    for rows in profiles:
+        for row in rows:
+            first.setdefault(row.name, row)
+            total[row.name] = total.get(row.name, 0.0) + row.time_s
+    count = max(len(profiles), 1)
+    return [replace(row, time_s=total[name] / count) for name, row in first.items()]
 
 
 def typical_mean(per_run: Sequence[Mapping[K, float]]) -> dict[K, float]:

@@ -20,6 +20,7 @@ import importlib.util
 import json
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -174,7 +175,7 @@ class ExecuTorchXnnpack(Backend):
         named = _etdump_rows(events, index, runs)
         per_run = [{key: times[i] for key, (_, times) in named.items()} for i in range(runs)]
         means = typical_mean(per_run)
-        return [row.__class__(**{**row.to_json(), "time_s": means[key]}) for key, (row, _) in named.items()]
+        return [replace(row, time_s=means[key]) for key, (row, _) in named.items()]
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         from executorch.runtime import Runtime
@@ -277,6 +278,7 @@ def _etdump_rows(events: list, index: ModuleIndex, runs: int) -> dict[str, tuple
     rows: dict[str, tuple[OpRow, list[float]]] = {}
     pending: list = []  # the XNNPACK operators of the delegate call whose DELEGATE_CALL event comes next
     calls = 0
+    native: dict[str, int] = {}  # portable-kernel calls so far, by event name
     for event in events:
         name = str(event["event_name"])
         if bool(event["is_delegated_op"]):
@@ -300,6 +302,7 @@ def _etdump_rows(events: list, index: ModuleIndex, runs: int) -> dict[str, tuple
             hierarchy = event["module_hierarchy"] or {}
             path = index.innermost(_innermost(next(iter(hierarchy.values()), {}))) if hierarchy else ""
             op = "aten::" + name.removeprefix("native_call_").removesuffix(".out")  # the portable kernel's op
-            row = index.row(name, op, path, 0.0)
-            rows[f"{name} {len(rows)}"] = (row, seconds(event))
+            native[name] = native.get(name, 0) + 1
+            row = index.row(f"{name} #{native[name]}", op, path, 0.0)
+            rows[row.name] = (row, seconds(event))
     return rows

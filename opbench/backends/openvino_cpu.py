@@ -128,7 +128,13 @@ class OpenVinoCpu(Backend):
 
         from opbench.profile import ModuleIndex, typical_mean
 
-        compiled = self.compiled_model(case, config, {"PERF_COUNT": "YES"})
+        # compiled once per backend instance: OpenVINO names the nodes it creates with a global counter
+        # (`Multiply_15867`), so a second compile would name the same node differently in a second profile
+        key = (case.fingerprint, config.threads)
+        compiled = self._profiling.get(key) if hasattr(self, "_profiling") else None
+        if compiled is None:
+            compiled = self.compiled_model(case, config, {"PERF_COUNT": "YES"})
+            self._profiling = {**getattr(self, "_profiling", {}), key: compiled}
         request = compiled.create_infer_request()
         request.set_input_tensor(ov.Tensor(case.example_input().numpy(), shared_memory=False))
         for _ in range(PROFILE_WARMUP):
