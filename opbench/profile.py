@@ -13,8 +13,9 @@ module the runtime op came from, as far as the backend can recover it ("" when i
 
 The rule set of `categorize`, first match wins:
 1. Op-type overrides, whatever the scope: data movement (reshape, view, transpose, permute, flatten, copy, split,
-   slice, concat, layout reorders) -> reshape; activations and norms that the runtime kept as their own ops
-   (Relu, Gelu, HardSwish, ..., BatchNormalization, LayerNorm, MVN, ...) -> activation, normalization.
+   slice, concat, layout reorders, precision converts) -> reshape; activations and norms that the runtime kept as
+   their own ops (Relu, Gelu, HardSwish, ..., BatchNormalization, LayerNorm, MVN, ...) -> activation,
+   normalization.
 2. Path components of the scope: `stem` -> stem, `downsample` -> downsampling, `head` -> head.
 3. The innermost module class, then the op type: norm classes -> normalization and activation classes ->
    activation (unless the op is a convolution or matmul that absorbed them); Linear, 1x1 convolutions and
@@ -223,6 +224,7 @@ class Breakdown:
         return {c: (s / total if total > 0 else 0.0) for c, s in self.seconds.items()}
 
     def to_json(self) -> dict:
+        """Plain JSON for a report. A Breakdown is derived: what a result keeps is the rows and the median."""
         return {
             "seconds": self.seconds,
             "profiled_s": self.profiled_s,
@@ -231,7 +233,7 @@ class Breakdown:
             "rows": self.rows,
             "unscoped_rows": self.unscoped_rows,
             "unscoped_s": self.unscoped_s,
-            "top": [{**r.to_json(), "category": categorize(r)} for r in self.top],
+            "top": [r.to_json() for r in self.top],
         }
 
     def table(self) -> str:

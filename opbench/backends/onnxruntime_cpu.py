@@ -153,6 +153,7 @@ def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> lis
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(tmp) / "ort_profile")
         so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        so.log_severity_level = 3  # not the warning that an NCHWc graph, once saved, is specific to this CPU
         session = ort.InferenceSession(str(artifact.path), so, providers=["CPUExecutionProvider"])
         (inp,), (out,) = session.get_inputs(), session.get_outputs()
         binding = session.io_binding()
