@@ -286,23 +286,25 @@ def profile_case(
     runs: int = 20,
     e2e_median_s: float | None = None,
     rounds: int = 30,
-    chunks: int = 3,
+    chunks: int = 5,
 ) -> tuple[list[OpRow], Breakdown]:
     """Profile the case on the backend (a pass of its own) and break it down against the end-to-end median.
 
     Unless the median is given (the suite's measurement, when there is one), the prepared case is timed plainly
-    in `chunks` + 1 bursts of rounds, between which the backend profiles `runs / chunks` runs at a time; the rows
-    of the chunks are averaged by name. A machine whose speed drifts during the pass then moves the profile and
-    the median alike instead of making the coverage depend on when each was taken. Raises ProfilerUnavailable
+    in `chunks` bursts of rounds, alternating with the backend's profile of `runs / chunks` runs at a time (profile,
+    time, profile, time...); the rows of the chunks are averaged by name. A machine whose speed drifts during
+    the pass then moves the profile and the median alike instead of making the coverage depend on when each was
+    taken. Raises ProfilerUnavailable
     when the backend has no profiler here, UnsupportedCase when it cannot run the case.
     """
     chunks = max(1, min(chunks, runs))
+    # the first chunk comes first: a backend without a profiler says so before anything is compiled to be timed
+    profiles = [backend.profile(case, config, runs // chunks + (runs % chunks > 0))]
     prepared = backend.prepare(case, config) if e2e_median_s is None else None
     samples: list[float] = []
-    profiles: list[list[OpRow]] = []
-    for chunk in range(chunks + 1):
+    for chunk in range(1, chunks + 1):
         if prepared is not None:
-            samples += _timed(prepared, rounds // (chunks + 1) or 1, warmup=5 if chunk == 0 else 1)
+            samples += _timed(prepared, rounds // chunks or 1, warmup=5 if chunk == 1 else 1)
         if chunk < chunks:
             profiles.append(backend.profile(case, config, runs // chunks + (chunk < runs % chunks)))
     rows = merge_rows(profiles)

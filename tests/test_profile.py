@@ -180,7 +180,7 @@ def test_profile_of_a_contract_model(name: str, config: RunConfig):
     if reason:
         pytest.skip(f"{name} unavailable here: {reason}")
     assert isinstance(CASE.build(), ContractFormer)
-    rows, result = profile_case(backend, CASE, config, runs=30, rounds=32)
+    rows, result = profile_case(backend, CASE, config, runs=30, rounds=30, chunks=5)
 
     expected = set(CATEGORIES) - FUSED_AWAY.get(name, set())
     empty = [c for c in expected if result.seconds[c] <= 0]

@@ -252,7 +252,7 @@ def _align(ops: list[str], hierarchy: dict, index: ModuleIndex) -> list[str]:
     from opbench.profile import _key
 
     nodes = []
-    for name, modules in (hierarchy or {}).items():
+    for name, modules in (hierarchy if isinstance(hierarchy, dict) else {}).items():
         match = _NODE_KIND.match(name)
         nodes.append((match.group(1) if match else name, _innermost(modules) if isinstance(modules, dict) else ""))
     cursor, last, paths = 0, "", []
@@ -299,8 +299,9 @@ def _etdump_rows(events: list, index: ModuleIndex, runs: int) -> dict[str, tuple
             rows[row.name] = (row, overhead)
             pending = []
         elif name.startswith("native_call_"):
-            hierarchy = event["module_hierarchy"] or {}
-            path = index.innermost(_innermost(next(iter(hierarchy.values()), {}))) if hierarchy else ""
+            hierarchy = event["module_hierarchy"] if isinstance(event["module_hierarchy"], dict) else {}
+            first = next(iter(hierarchy.values()), {})
+            path = index.innermost(_innermost(first)) if isinstance(first, dict) else ""
             op = "aten::" + name.removeprefix("native_call_").removesuffix(".out")  # the portable kernel's op
             native[name] = native.get(name, 0) + 1
             row = index.row(f"{name} #{native[name]}", op, path, 0.0)
