@@ -96,7 +96,7 @@ class OpRow:
         )
 
 
-def _key(op_type: str) -> str:
+def op_key(op_type: str) -> str:
     """An op type reduced to lowercase letters and digits: namespace ("aten::", "aten.") and parenthesized
     details ("(NC, F32) GEMM", XNNPACK) dropped, and the ".default" overload of an edge-dialect name."""
     name = op_type.split("(")[0]
@@ -162,7 +162,7 @@ def _absorbs(op: str) -> bool:
 
 def categorize(row: OpRow) -> str:
     """The category of one profiled operator, by the rule set in this module's docstring."""
-    op = _key(row.op_type)
+    op = op_key(row.op_type)
     cls = row.module_class.rsplit(".", 1)[-1].lower()
     # 1. op-type overrides
     if op in RESHAPE_OPS:

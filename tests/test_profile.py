@@ -11,6 +11,7 @@ import torch
 from contract_model import ContractFormer, small
 
 from opbench.backends import REGISTRY, RunConfig
+from opbench.backends.base import Backend, Prepared
 from opbench.cache import ArtifactCache
 from opbench.case import make_case
 from opbench.errors import OpbenchError, ProfilerUnavailable
@@ -21,6 +22,7 @@ from opbench.profile import (
     breakdown,
     categorize,
     common_path,
+    merge_rows,
     profile_case,
     typical_mean,
 )
@@ -150,6 +152,58 @@ def test_module_index_finds_the_absorbing_module():
     assert index.find_weight([1, 64, 1024], "stages.1.blocks.1", "linear") == "stages.1.blocks.1.token_mixer.proj"
     assert index.find_weight([128, 32, 1, 1], "", "conv") is None  # one per Meta4D block
     assert common_path(["stem.0.1", "stem.1"]) == "stem" and common_path([]) == ""
+
+
+def test_merge_rows_averages_profiles_by_name():
+    one = [OpRow("conv", "Conv", "stem.0.0", "Conv2d", 2e-3, 3), OpRow("relu", "Relu", "stem.1", "ReLU", 1e-3)]
+    two = [OpRow("conv", "Conv", "stem.0.0", "Conv2d", 4e-3, 3), OpRow("Multiply_7", "Eltwise", time_s=2e-3)]
+    merged = merge_rows([one, two])
+    assert [r.name for r in merged] == ["conv", "relu", "Multiply_7"]
+    assert [r.time_s for r in merged] == pytest.approx([3e-3, 0.5e-3, 1e-3])  # absent from a profile: 0 there
+    assert merged[0].scope == "stem.0.0" and merged[0].kernel == 3
+
+
+class FakeBackend(Backend):
+    """A backend whose profile says each call takes 1 ms, and whose calls sleep about 1 ms."""
+
+    name = "fake"
+
+    def __init__(self, profiler: bool = True):
+        self.calls: list[str] = []
+        self.profiler = profiler
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def prepare(self, case, config) -> Prepared:
+        import time
+
+        self.calls.append("prepare")
+        return Prepared(run=lambda: time.sleep(1e-3), infer=lambda: None)
+
+    def profile(self, case, config, runs):
+        self.calls.append(f"profile {runs}")
+        if not self.profiler:
+            return super().profile(case, config, runs)
+        return [OpRow("conv", "Conv", "stem.0.0", "Conv2d", 1e-3, 3)]
+
+
+def test_profile_case_alternates_profile_chunks_with_plain_timing():
+    backend = FakeBackend()
+    rows, result = profile_case(backend, None, RunConfig(), runs=10, rounds=8, chunks=3)
+    assert backend.calls == ["profile 4", "prepare", "profile 3", "profile 3"]
+    assert rows == [OpRow("conv", "Conv", "stem.0.0", "Conv2d", 1e-3, 3)]
+    assert result.seconds["stem"] == pytest.approx(1e-3)
+    assert 1e-3 <= result.e2e_median_s < 0.1  # timed plainly: the sleeps
+    given = profile_case(FakeBackend(), None, RunConfig(), runs=4, e2e_median_s=2e-3)[1]
+    assert given.coverage == pytest.approx(0.5)
+
+
+def test_profile_case_fails_before_preparing_when_there_is_no_profiler():
+    backend = FakeBackend(profiler=False)
+    with pytest.raises(ProfilerUnavailable, match="fake has no per-operator profiler"):
+        profile_case(backend, None, RunConfig(), runs=10)
+    assert backend.calls == ["profile 2"]
 
 
 def test_default_profile_is_unavailable_with_a_reason():

@@ -208,7 +208,7 @@ class ExecuTorchXnnpack(Backend):
 
 # -- profiling: ETDump events to rows -----------------------------------------------------------------------------
 
-# XNNPACK operator kinds (profile._key of the event name) -> the aten ops a partition node may carry for them
+# XNNPACK operator kinds (profile.op_key of the event name) -> the aten ops a partition node may carry for them
 _XNN_KINDS = {
     "convolution": {"convolution"},
     "deconvolution": {"convolution"},
@@ -249,7 +249,7 @@ def _align(ops: list[str], hierarchy: dict, index: ModuleIndex) -> list[str]:
     transpose XNNPACK inserted cannot shift the alignment. A heuristic: ops fused or reordered in other ways
     than these would be attributed to a neighbour.
     """
-    from opbench.profile import _key
+    from opbench.profile import op_key
 
     nodes = []
     for name, modules in (hierarchy if isinstance(hierarchy, dict) else {}).items():
@@ -257,7 +257,7 @@ def _align(ops: list[str], hierarchy: dict, index: ModuleIndex) -> list[str]:
         nodes.append((match.group(1) if match else name, _innermost(modules) if isinstance(modules, dict) else ""))
     cursor, last, paths = 0, "", []
     for op in ops:
-        kinds = _XNN_KINDS.get(_key(op))
+        kinds = _XNN_KINDS.get(op_key(op))
         found = None
         if kinds:
             found = next((i for i in range(cursor, len(nodes)) if nodes[i][0] in kinds), None)
