@@ -140,8 +140,11 @@ CONV_OPS = frozenset(
     }
 )  # fmt: skip
 POOL_OPS = frozenset(
-    {"avgpool2d", "averagepool", "avgpool", "maxpool2d", "maxpool", "pooling", "averagepooling", "adaptiveavgpool2d"}
-)
+    {
+        "avgpool2d", "averagepool", "avgpool", "maxpool2d", "maxpool", "pooling", "averagepooling", "maxpooling",
+        "adaptiveavgpool2d", "globalaveragepool", "globalaveragepooling",
+    }
+)  # fmt: skip
 ATTENTION_OPS = frozenset(
     {"softmax", "bmm", "batchmatrixmultiply", "scaleddotproductattention", "fusedmatmul", "attention"}
 )

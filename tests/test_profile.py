@@ -39,6 +39,7 @@ RULES = [
     (OpRow("pool", "AvgPool", "head.pool", "AdaptiveAvgPool2d"), "head"),
     # token mixers: pooling, attention pieces, spatial / depthwise convolutions inside blocks
     (OpRow("pool", "AveragePool", f"{MIXER}.pool", "AvgPool2d"), "token_mixer"),
+    (OpRow("gap", "GlobalAveragePool", "stages.3.blocks.0.se", "Foo"), "token_mixer"),
     (OpRow("sub", "Sub", MIXER, "PoolMixer"), "token_mixer"),
     (OpRow("qk", "MatMul", MIXER, "Attention"), "token_mixer"),
     (OpRow("bias", "aten::add", MIXER, "Attention"), "token_mixer"),
