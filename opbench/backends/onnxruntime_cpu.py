@@ -124,8 +124,9 @@ def session_prepared(
 PROFILE_WARMUP = 3
 SCOPES = "pkg.torch.onnx.name_scopes"  # written on every node by the dynamo exporter: the module path as a list
 COMPUTE_OPS = {"Conv", "FusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
-FUSABLE_OPS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh", "Gelu", "Add", "Sum",
-               "BatchNormalization"}  # fmt: skip
+# exported ops that ORT fuses into the Conv / MatMul before them
+FUSABLE_OPS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh", "Gelu", "Add", "Sum"}
+FUSABLE_OPS |= {"BatchNormalization"}
 
 
 def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> list[OpRow]:
@@ -240,12 +241,9 @@ class _OnnxScopes:
 
     def _by_name(self, name: str) -> str | None:
         """The exported node a runtime node name points at, or None."""
-        candidates = [name, name.split("/")[0]]
         base = name.split("/")[0]
-        for suffix in ("_nchwc",):
-            base = base.removesuffix(suffix)
-        base = _strip_token(base)
-        parts = base.split("_")
+        candidates = [name, base]
+        parts = _strip_token(base.removesuffix("_nchwc")).split("_")
         candidates += ["_".join(parts[:i]) for i in range(len(parts), 0, -1)]
         for candidate in candidates:
             if candidate in self.nodes:
@@ -297,8 +295,8 @@ class _OnnxScopes:
             for node in graph.node:
                 if node.name in paths:
                     continue
-                near = [c for out in node.output for c in consumers[out]] + [producers[i] for i in node.input
-                                                                               if i in producers]  # fmt: skip
+                near = [c for out in node.output for c in consumers[out]]
+                near += [producers[i] for i in node.input if i in producers]
                 found = next((paths[n] for n in near if n in paths), None)
                 if found is not None:
                     paths[node.name] = found

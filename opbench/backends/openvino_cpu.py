@@ -36,8 +36,13 @@ PROFILE_WARMUP = 3
 # `__module.stages.0.blocks.0.mlp.0.1/aten::batch_norm/BatchNormInference`: the PyTorch frontend's node names
 _MODULE_NAME = re.compile(r"__module(?:\.([\w.]+))?/")
 # executed node types that absorb fused neighbours, with the module kind that owns their weight
-_WEIGHTED = {"Convolution": "conv", "GroupConvolution": "conv", "Deconvolution": "conv", "FullyConnected": "linear",
-             "MatMul": "linear"}  # fmt: skip
+_WEIGHTED = {
+    "Convolution": "conv",
+    "GroupConvolution": "conv",
+    "Deconvolution": "conv",
+    "FullyConnected": "linear",
+    "MatMul": "linear",
+}
 
 # OpenVINO element type names -> the precision names of measure.TOLERANCES
 PRECISIONS = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
@@ -74,6 +79,7 @@ class OpenVinoCpu(Backend):
         self.name = name
         self.precision_hint = precision_hint  # "f32", or None for the library's default
         self._precision: str | None = "float32" if precision_hint == "f32" else None
+        self._profiling: dict = {}  # (case fingerprint, threads) -> the compiled model of the profiling pass
 
     @property
     def precision(self) -> str:
@@ -131,10 +137,9 @@ class OpenVinoCpu(Backend):
         # compiled once per backend instance: OpenVINO names the nodes it creates with a global counter
         # (`Multiply_15867`), so a second compile would name the same node differently in a second profile
         key = (case.fingerprint, config.threads)
-        compiled = self._profiling.get(key) if hasattr(self, "_profiling") else None
-        if compiled is None:
-            compiled = self.compiled_model(case, config, {"PERF_COUNT": "YES"})
-            self._profiling = {**getattr(self, "_profiling", {}), key: compiled}
+        if key not in self._profiling:
+            self._profiling[key] = self.compiled_model(case, config, {"PERF_COUNT": "YES"})
+        compiled = self._profiling[key]
         request = compiled.create_infer_request()
         request.set_input_tensor(ov.Tensor(case.example_input().numpy(), shared_memory=False))
         for _ in range(PROFILE_WARMUP):
