@@ -137,12 +137,14 @@ class OpenVinoCpu(Backend):
         # compiled once per backend instance: OpenVINO names the nodes it creates with a global counter
         # (`Multiply_15867`), so a second compile would name the same node differently in a second profile
         key = (case.fingerprint, config.threads)
-        if key not in self._profiling:
+        fresh = key not in self._profiling
+        if fresh:
             self._profiling[key] = self.compiled_model(case, config, {"PERF_COUNT": "YES"})
         compiled = self._profiling[key]
         request = compiled.create_infer_request()
         request.set_input_tensor(ov.Tensor(case.example_input().numpy(), shared_memory=False))
-        for _ in range(PROFILE_WARMUP):
+        # a freshly compiled model is slow for its first inferences (weights repacked on first use, bf16 most)
+        for _ in range(PROFILE_WARMUP * 4 if fresh else PROFILE_WARMUP):
             request.infer()
         per_run: list[dict[str, float]] = []
         node_types: dict[str, str] = {}
