@@ -16,3 +16,11 @@ class UnsupportedCase(Exception):
 def error_text(exc: BaseException) -> str:
     """'TypeName: message', the way a reason is recorded in a result or a cache entry."""
     return f"{type(exc).__name__}: {exc}".strip()
+
+
+class ProfilerUnavailable(OpbenchError):
+    """A backend cannot profile per operator here (no profiler, or one without usable operator rows); says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

@@ -9,11 +9,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
+from opbench.errors import ProfilerUnavailable
+
+if TYPE_CHECKING:
+    from opbench.profile import OpRow
+
+GPU_PROFILE_REASON = (
+    "per-operator GPU profiles are not implemented: opbench's profilers attribute CPU-side events, and no GPU was at "
+    "hand to verify kernel attribution (torch.profiler CUDA activity, ORT's CUDA/TensorRT provider events)"
+)
 
 
 @dataclass
@@ -71,6 +81,15 @@ class Backend(ABC):
     @abstractmethod
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         """Export (cached) and load the case; raise UnsupportedCase when the exporter cannot."""
+
+    def profile(self, case: Case, config: RunConfig, runs: int) -> list[OpRow]:
+        """The case's operators under the runtime's own profiler, mean seconds per inference over `runs` runs
+        after a warm-up, each with the module path it came from where the runtime keeps one (opbench.profile).
+
+        A pass of its own: a separately loaded session / compiled model, never the one that is timed.
+        Raises ProfilerUnavailable with the reason when this backend has no usable profiler here.
+        """
+        raise ProfilerUnavailable(f"{self.name} has no per-operator profiler in opbench")
 
 
 @dataclass(frozen=True)

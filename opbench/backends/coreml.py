@@ -23,7 +23,7 @@ import torch
 from opbench.backends.base import Backend, DeviceUnits, ExportFormat, Prepared, RunConfig, package_version
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
-from opbench.errors import OpbenchError
+from opbench.errors import OpbenchError, ProfilerUnavailable
 
 # bump when convert() changes what it produces: cached packages of an older recipe are then converted again
 RECIPE = 2  # 2: tanh GELU spelled out for coremltools 9.0 (see _spell_out_tanh_gelu)
@@ -204,6 +204,13 @@ class CoreML(Backend):
 
     def options(self) -> dict:
         return {"compute_units": self.compute_unit, "deployment_target": self.target, "precision": self.precision}
+
+    def profile(self, case: Case, config: RunConfig, runs: int):
+        """Unavailable: coremltools times whole predictions; per-layer times need Xcode's performance report."""
+        raise ProfilerUnavailable(
+            f"{self.name}: coremltools exposes no per-layer timings (MLModel.predict times the whole model); "
+            "per-operator times of a Core ML package come from Xcode's Core ML performance report on the device"
+        )
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:  # pragma: no cover - needs macOS
         ct = import_coremltools()

@@ -18,17 +18,26 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import re
+import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from opbench.backends.base import Backend, Prepared, RunConfig, package_version
 from opbench.case import Case
-from opbench.errors import UnsupportedCase
+from opbench.errors import ProfilerUnavailable, UnsupportedCase
+
+if TYPE_CHECKING:
+    from opbench.profile import ModuleIndex, OpRow
 
 PROGRAM = "model.pte"
 DELEGATION = "delegation.json"
+ETRECORD = "etrecord.bin"  # written beside the program of the profiling pass (export_program(etrecord=True))
+PROFILE_WARMUP = 3
 
 
 @functools.cache
@@ -68,15 +77,16 @@ def delegation(graph_module: torch.fx.GraphModule) -> dict:
     }
 
 
-def export_program(case: Case, folder: Path) -> None:
-    """torch.export -> Edge dialect lowered to XNNPACK -> ExecuTorch program; writes the .pte and the delegation."""
+def export_program(case: Case, folder: Path, etrecord: bool = False) -> None:
+    """torch.export -> Edge dialect lowered to XNNPACK -> ExecuTorch program; writes the .pte and the delegation
+    (and, with `etrecord`, the ETRecord that ExecuTorch's Inspector needs to read a profile of this program)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     with torch.no_grad():
         exported = torch.export.export(case.build(), (case.example_input(),))
     tanh_gelu = _tanh_gelus(exported.graph)
-    edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+    edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()], generate_etrecord=etrecord)
     record = delegation(edge.exported_program().graph_module)
     if tanh_gelu and record["delegated_ops"].get("aten_gelu_default"):
         raise UnsupportedCase(
@@ -88,6 +98,8 @@ def export_program(case: Case, folder: Path) -> None:
     folder.mkdir(parents=True)
     (folder / PROGRAM).write_bytes(program.buffer)
     (folder / DELEGATION).write_text(json.dumps(record, indent=1))
+    if etrecord:
+        program.get_etrecord().save(str(folder / ETRECORD))
 
 
 def _tanh_gelus(graph: torch.fx.Graph) -> int:
@@ -124,6 +136,46 @@ class ExecuTorchXnnpack(Backend):
             "runtime": "executorch.runtime (pybindings)",
         }
 
+    def profile(self, case: Case, config: RunConfig, runs: int) -> list[OpRow]:
+        """ExecuTorch's ETDump on a program of its own (lowered with an ETRecord; not the timed one): loaded with
+        `enable_etdump=True`, a warm-up and `runs` executions, `write_etdump_result_to_file`, then
+        `executorch.devtools.Inspector(...).to_dataframe()`, one row per event and a time per execution.
+
+        Rows: each XNNPACK operator (`Fully Connected (NC, F32) GEMM #1`, `Convolution (NHWC, F32) IGEMM #2`...);
+        each operator left to ExecuTorch's portable kernels (`native_call_*`, with its module path from the
+        ETRecord); and per delegate call, the time it spent outside its XNNPACK operators. XNNPACK's operator
+        rows carry their kind but no module path; see `_align` for how they get one.
+        """
+        from executorch.devtools import Inspector
+        from executorch.runtime import Runtime
+
+        from opbench.profile import ModuleIndex, typical_mean
+
+        artifact = config.cache.get_or_create(
+            case, "executorch-profile", self.versions(), ".et", lambda p: export_program(case, p, etrecord=True)
+        )
+        _set_threads(config.threads)
+        try:
+            program = Runtime.get().load_program(artifact.path / PROGRAM, enable_etdump=True, debug_buffer_size=0)
+            method = program.load_method("forward")
+        except Exception as exc:  # a runtime built without the ETDump event tracer
+            raise ProfilerUnavailable(
+                f"executorch runtime cannot load with ETDump: {type(exc).__name__}: {exc}"
+            ) from exc
+        inputs = [case.example_input()]
+        for _ in range(PROFILE_WARMUP + runs):
+            method.execute(inputs)
+        with tempfile.TemporaryDirectory(prefix="opbench-etdump-") as tmp:
+            etdump, debug = Path(tmp) / "profile.etdp", Path(tmp) / "debug.bin"
+            program.write_etdump_result_to_file(str(etdump), str(debug))
+            frame = Inspector(etdump_path=str(etdump), etrecord=str(artifact.path / ETRECORD)).to_dataframe()
+        index = ModuleIndex(case.build())
+        events = [row for _, row in frame.iterrows() if row["event_block_name"] == "Execute"]
+        named = _etdump_rows(events, index, runs)
+        per_run = [{key: times[i] for key, (_, times) in named.items()} for i in range(runs)]
+        means = typical_mean(per_run)
+        return [replace(row, time_s=means[key]) for key, (row, _) in named.items()]
+
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         from executorch.runtime import Runtime
 
@@ -152,3 +204,106 @@ class ExecuTorchXnnpack(Backend):
             cache_hit=artifact.cache_hit,
             info={**artifact.info, **record, "threadpool_threads": threads},
         )
+
+
+# -- profiling: ETDump events to rows -----------------------------------------------------------------------------
+
+# XNNPACK operator kinds (profile.op_key of the event name) -> the aten ops a partition node may carry for them
+_XNN_KINDS = {
+    "convolution": {"convolution"},
+    "deconvolution": {"convolution"},
+    "fullyconnected": {"linear", "addmm", "mm", "convolution"},  # XNNPACK runs 1x1 convolutions as GEMMs too
+    "batchmatrixmultiply": {"bmm", "matmul"},
+    "averagepooling": {"avg_pool2d", "mean", "adaptive_avg_pool2d"},
+    "globalaveragepooling": {"avg_pool2d", "mean", "adaptive_avg_pool2d"},
+    "maxpooling": {"max_pool2d", "max_pool2d_with_indices"},
+    "multiply": {"mul"},
+    "add": {"add"},
+    "subtract": {"sub"},
+    "divide": {"div"},
+    "gelu": {"gelu"},
+    "clamp": {"relu", "hardtanh", "clamp"},
+    "hardswish": {"hardswish"},
+    "sigmoid": {"sigmoid"},
+    "tanh": {"tanh"},
+    "softmax": {"_softmax", "softmax"},
+}
+_NODE_KIND = re.compile(r"^aten_(.+?)_(?:default|tensor|scalar|int|dim|self|out)(?:_\d+)?_$")
+
+
+def _innermost(hierarchy: dict) -> str:
+    """The innermost module path of one node's module hierarchy ({'L__self__stem': ('stem', 'Sequential'), ...})."""
+    paths = [value[0] for value in hierarchy.values() if isinstance(value, tuple | list) and value]
+    return max(paths, key=len) if paths else ""
+
+
+def _align(ops: list[str], hierarchy: dict, index: ModuleIndex) -> list[str]:
+    """Module paths for the XNNPACK operators of one delegate call, by aligning them with the partition's nodes.
+
+    The delegate runs its operators in the order of the partition's graph nodes (the ETRecord lists them, with
+    each node's module hierarchy, on the DELEGATE_CALL event), minus what it fused (BatchNorm folded into a
+    convolution, ReLU into its clamp) and plus the layout transposes it inserts. Each compute operator takes
+    the next unmatched node of a kind it can run (a Fully Connected an `aten.linear` or a 1x1
+    `aten.convolution`, a Multiply an `aten.mul`...); an operator with no such node ahead, and data movement
+    (transposes, reshapes, copies), take the path of the last matched node without consuming one, so a
+    transpose XNNPACK inserted cannot shift the alignment. A heuristic: ops fused or reordered in other ways
+    than these would be attributed to a neighbour.
+    """
+    from opbench.profile import op_key
+
+    nodes = []
+    for name, modules in (hierarchy if isinstance(hierarchy, dict) else {}).items():
+        match = _NODE_KIND.match(name)
+        nodes.append((match.group(1) if match else name, _innermost(modules) if isinstance(modules, dict) else ""))
+    cursor, last, paths = 0, "", []
+    for op in ops:
+        kinds = _XNN_KINDS.get(op_key(op))
+        found = None
+        if kinds:
+            found = next((i for i in range(cursor, len(nodes)) if nodes[i][0] in kinds), None)
+        if found is not None:
+            cursor, last = found + 1, index.innermost(nodes[found][1])
+        paths.append(last)
+    return paths
+
+
+def _etdump_rows(events: list, index: ModuleIndex, runs: int) -> dict[str, tuple[OpRow, list[float]]]:
+    """Rows (time_s left 0) and their seconds per profiled run, by a unique key, from the Inspector's events."""
+    from opbench.profile import OpRow
+
+    def seconds(event) -> list[float]:
+        raw = list(event["raw"])[-runs:]  # milliseconds, one per execution; the warm-up ones come first
+        return [float(ms) * 1e-3 for ms in raw] + [0.0] * (runs - len(raw))
+
+    rows: dict[str, tuple[OpRow, list[float]]] = {}
+    pending: list = []  # the XNNPACK operators of the delegate call whose DELEGATE_CALL event comes next
+    calls = 0
+    native: dict[str, int] = {}  # portable-kernel calls so far, by event name
+    for event in events:
+        name = str(event["event_name"])
+        if bool(event["is_delegated_op"]):
+            pending.append(event)
+        elif name == "DELEGATE_CALL":
+            calls += 1
+            ops = [re.sub(r"\s*#\d+$", "", str(e["event_name"])) for e in pending]
+            paths = _align(ops, event["module_hierarchy"], index)
+            inside = [0.0] * runs
+            for e, op, path in zip(pending, ops, paths, strict=True):
+                times = seconds(e)
+                inside = [a + b for a, b in zip(inside, times, strict=True)]
+                row = OpRow(f"{e['event_name']} (delegate call {calls})", op, path, index.class_of(path), 0.0,
+                            index.kernel_of(path))  # fmt: skip
+                rows[row.name] = (row, times)
+            overhead = [max(t - i, 0.0) for t, i in zip(seconds(event), inside, strict=True)]
+            row = OpRow(f"delegate call {calls} outside its XNNPACK operators", "DELEGATE_CALL")
+            rows[row.name] = (row, overhead)
+            pending = []
+        elif name.startswith("native_call_"):
+            hierarchy = event["module_hierarchy"] if isinstance(event["module_hierarchy"], dict) else {}
+            first = next(iter(hierarchy.values()), {})
+            path = index.innermost(_innermost(first)) if isinstance(first, dict) else ""
+            op = "aten::" + name.removeprefix("native_call_").removesuffix(".out")  # the portable kernel's op
+            native[name] = native.get(name, 0) + 1
+            row = index.row(f"{name} #{native[name]}", op, path, 0.0)
+            rows[row.name] = (row, seconds(event))
+    return rows

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +28,21 @@ import torch
 from opbench.backends.base import Backend, Prepared, RunConfig, package_version
 from opbench.case import Case
 from opbench.errors import UnsupportedCase
+
+if TYPE_CHECKING:
+    from opbench.profile import ModuleIndex, OpRow
+
+PROFILE_WARMUP = 3
+# `__module.stages.0.blocks.0.mlp.0.1/aten::batch_norm/BatchNormInference`: the PyTorch frontend's node names
+_MODULE_NAME = re.compile(r"__module(?:\.([\w.]+))?/")
+# executed node types that absorb fused neighbours, with the module kind that owns their weight
+_WEIGHTED = {
+    "Convolution": "conv",
+    "GroupConvolution": "conv",
+    "Deconvolution": "conv",
+    "FullyConnected": "linear",
+    "MatMul": "linear",
+}
 
 # OpenVINO element type names -> the precision names of measure.TOLERANCES
 PRECISIONS = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
@@ -60,6 +77,7 @@ class OpenVinoCpu(Backend):
         self.name = name
         self.precision_hint = precision_hint  # "f32", or None for the library's default
         self._precision: str | None = "float32" if precision_hint == "f32" else None
+        self._profiling: dict = {}  # (case fingerprint, threads) -> the compiled model of the profiling pass
 
     @property
     def precision(self) -> str:
@@ -91,6 +109,59 @@ class OpenVinoCpu(Backend):
         if self.precision_hint:
             props["INFERENCE_PRECISION_HINT"] = self.precision_hint
         return props
+
+    def compiled_model(self, case: Case, config: RunConfig, extra: dict | None = None):
+        """The case's cached IR compiled for the CPU with this backend's properties (plus `extra`)."""
+        import openvino as ov
+
+        artifact = config.cache.get_or_create(case, "openvino", self.versions(), ".ir", lambda p: convert(case, p))
+        core = ov.Core()
+        model = core.read_model(artifact.path / "model.xml")
+        try:
+            return core.compile_model(model, DEVICE, {**self.properties(config.threads), **(extra or {})})
+        except Exception as exc:  # the plugin rejects the converted model
+            raise UnsupportedCase(f"compile_model: {type(exc).__name__}: {exc}") from exc
+
+    def profile(self, case: Case, config: RunConfig, runs: int) -> list[OpRow]:
+        """OpenVINO's own per-node counters on a compiled model of its own (PERF_COUNT=YES; not the timed one):
+        `request.get_profiling_info()` after each of `runs` inferences (after a warm-up) gives every executed
+        node's real_time; nodes NOT_RUN (fused into another, or optimized out) and zero-time nodes (Parameter,
+        Result, in-place reshapes) are left out. Module paths: see `_ov_path`.
+        """
+        import openvino as ov
+
+        from opbench.profile import ModuleIndex, typical_mean
+
+        # compiled once per backend instance: OpenVINO names the nodes it creates with a global counter
+        # (`Multiply_15867`), so a second compile would name the same node differently in a second profile
+        key = (case.fingerprint, config.threads)
+        fresh = key not in self._profiling
+        if fresh:
+            self._profiling[key] = self.compiled_model(case, config, {"PERF_COUNT": "YES"})
+        compiled = self._profiling[key]
+        request = compiled.create_infer_request()
+        request.set_input_tensor(ov.Tensor(case.example_input().numpy(), shared_memory=False))
+        # a freshly compiled model is slow for its first inferences (weights repacked on first use, bf16 most)
+        for _ in range(PROFILE_WARMUP * 4 if fresh else PROFILE_WARMUP):
+            request.infer()
+        per_run: list[dict[str, float]] = []
+        node_types: dict[str, str] = {}
+        for _ in range(runs):
+            request.infer()
+            times: dict[str, float] = {}
+            for info in request.get_profiling_info():
+                seconds = info.real_time.total_seconds()
+                if info.status != ov.ProfilingInfo.Status.EXECUTED or seconds <= 0:
+                    continue
+                times[info.node_name] = times.get(info.node_name, 0.0) + seconds
+                node_types[info.node_name] = info.node_type
+            per_run.append(times)
+        index = ModuleIndex(case.build())
+        runtime_ops = {op.get_friendly_name(): op for op in compiled.get_runtime_model().get_ordered_ops()}
+        return [
+            index.row(node, node_types[node], _ov_path(node, runtime_ops.get(node), index), seconds)
+            for node, seconds in typical_mean(per_run).items()
+        ]
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         import openvino as ov
@@ -133,3 +204,31 @@ class OpenVinoCpu(Backend):
                 "cpu_pinning": bool(compiled.get_property("ENABLE_CPU_PINNING")),
             },
         )
+
+
+def _ov_path(node_name: str, op, index: ModuleIndex) -> str:
+    """The module path of an executed node of OpenVINO's runtime model ("" when none is found).
+
+    Every original layer the node stands for is in its rt_info `originalLayersNames` (comma-separated), named
+    `__module.<path>/aten::<op>/<Type>` by the PyTorch frontend; fused nodes list all they absorbed (a
+    Convolution with the BatchNorm folded into it and the ReLU or GELU after it; a FullyConnected with the layer
+    scale's Multiply), and OpenVINO's own nodes (`Multiply_4707`, the folded convolution; reorders) carry no
+    path. A Convolution or FullyConnected is attributed to the convolution or Linear whose weight has its
+    weight's shape, searched under the deepest module containing every listed path (then upwards): so the
+    convolution that absorbed a BatchNorm and an activation is that convolution, not the BatchNorm. Other
+    nodes take the first listed path (then a path in the node's own name, as reorders carry one).
+    """
+    from opbench.profile import common_path
+
+    names = op.get_rt_info()["originalLayersNames"].astype(str) if op is not None else ""
+    paths = [m.group(1) or "" for m in map(_MODULE_NAME.search, names.split(",")) if m]
+    kind = _WEIGHTED.get(op.get_rt_info()["layerType"].astype(str)) if op is not None else None
+    if kind and len(op.inputs()) > 1 and op.input(1).get_partial_shape().is_static:
+        shape = list(op.input(1).get_partial_shape().to_shape())
+        found = index.find_weight(shape, index.innermost(common_path(paths)), kind)
+        if found is not None:
+            return found
+    if paths:
+        return paths[0]
+    match = _MODULE_NAME.search(node_name)
+    return (match.group(1) or "") if match else ""

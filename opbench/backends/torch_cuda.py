@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from opbench.backends.base import Backend, Prepared, RunConfig
+from opbench.backends.base import GPU_PROFILE_REASON, Backend, Prepared, RunConfig
 from opbench.case import Case
+from opbench.errors import ProfilerUnavailable
 
 
 class TorchCuda(Backend):
@@ -31,6 +32,9 @@ class TorchCuda(Backend):
 
     def options(self) -> dict:
         return {"device": "cuda:0", "allow_tf32": False, "cudnn_benchmark": False}
+
+    def profile(self, case: Case, config: RunConfig, runs: int):
+        raise ProfilerUnavailable(f"{self.name}: {GPU_PROFILE_REASON}")
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         torch.backends.cuda.matmul.allow_tf32 = False

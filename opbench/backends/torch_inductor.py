@@ -23,7 +23,7 @@ import torch
 
 from opbench.backends.base import Backend, Prepared, RunConfig
 from opbench.case import Case
-from opbench.errors import UnsupportedCase
+from opbench.errors import ProfilerUnavailable, UnsupportedCase
 
 OPTIONS = {"fullgraph": True, "dynamic": False, "isolate_recompiles": True, "options": {"freezing": True}}
 # Cases share forward code (one module class at several shapes): each compile keeps its own entries
@@ -90,6 +90,22 @@ class TorchInductor(Backend):
                 "in_process_cache": in_process,
                 "fx_graph_cache": entry.fx_graph_cache,
             },
+        )
+
+    def profile(self, case: Case, config: RunConfig, runs: int):
+        """Unavailable: Inductor's kernels cannot be attributed to the categories soundly.
+
+        With TORCHINDUCTOR_CPP_ENABLE_KERNEL_PROFILE=1 (config.cpp.enable_kernel_profile) torch.profiler shows one
+        event per generated kernel, named after the aten ops it fused, and the extern convolutions and matmuls as
+        aten ops, all without module paths. Inductor fuses across module boundaries: on the contract test model
+        one kernel, `cpp_fused__native_batch_norm_legit_no_training_add_avg_pool2d_mul_relu_sub`, runs the stem's
+        last BatchNorm and ReLU, the first block's pool token mixer and its residual; a kernel's time cannot be
+        split between stem, token mixer and normalization, and the externs do not say which module they serve.
+        """
+        raise ProfilerUnavailable(
+            "torch-inductor: its generated kernels fuse across modules (e.g. one kernel runs the stem's BatchNorm + "
+            "ReLU, the next block's pool mixer and its residual add) and neither they nor the extern convolution / "
+            "matmul calls carry module paths, so per-category times would be guesses"
         )
 
     @staticmethod
