@@ -16,11 +16,12 @@ from opbench import measure as measuring
 from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
-from opbench.errors import BackendUnavailable, OpbenchError
+from opbench.errors import BackendUnavailable, OpbenchError, ProfilerUnavailable, error_text
 from opbench.files import check_folder
+from opbench.profile import profile_case
 from opbench.results import DEFAULT_DIR, Result, Stats, device_info, new_run, slugify, software_versions, write_run
 from opbench.shapes import GRIDS
-from opbench.suite import parse_suites, select_cases
+from opbench.suite import get_suite, parse_suites, select_cases
 
 STATE = pytest.StashKey["RunState"]()
 
@@ -164,6 +165,8 @@ class CaseRun:
 
     def _record(self, backend, outcome: measuring.Outcome, benchmark) -> Result:
         prepared = outcome.prepared
+        stats = timed_stats(benchmark) if outcome.status == "ok" else None  # a failed run keeps no partial timings
+        profiled = profile_pass(self.case, backend, self.state.config) if stats and self.profiled else None
         return Result.for_case(
             self.case,
             backend.name,
@@ -177,8 +180,28 @@ class CaseRun:
             cache_hit=prepared.cache_hit if prepared else None,
             info=prepared.info if prepared else {},
             check=outcome.check,
-            stats=timed_stats(benchmark) if outcome.status == "ok" else None,  # a failed run keeps no partial timings
+            stats=stats,
+            profile=profiled,
         )
+
+    @property
+    def profiled(self) -> bool:
+        return get_suite(self.case.suite).profile
+
+
+PROFILE_RUNS = 10
+
+
+def profile_pass(case: Case, backend, config: RunConfig) -> dict:
+    """Where the case's time goes on the backend: a pass of its own after the timing (it never changes a reported
+    latency), alternating the runtime's profiler with plain timing so that coverage compares like with like."""
+    try:
+        rows, found = profile_case(backend, case, config, runs=PROFILE_RUNS, chunks=2)
+    except ProfilerUnavailable as exc:
+        return {"unavailable": exc.reason}
+    except Exception as exc:  # a profiler failing on one case must not lose the measurement
+        return {"unavailable": f"the profiling pass failed: {error_text(exc)}"}
+    return {"rows": [r.to_json() for r in rows], "e2e_median_s": found.e2e_median_s, "runs": PROFILE_RUNS}
 
 
 def timed_stats(benchmark) -> Stats | None:

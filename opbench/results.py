@@ -174,6 +174,9 @@ class Result:
     info: dict = field(default_factory=dict)
     check: Check | None = None
     stats: Stats | None = None
+    # the profiling pass (suites that ask for it): {"rows": [OpRow JSON...], "e2e_median_s": the median timed
+    # alongside it, "runs": profiled runs} or {"unavailable": why}; categories are derived, never stored
+    profile: dict | None = None
     reference: dict | None = None  # published numbers only: where they come from
 
     @classmethod
@@ -196,7 +199,7 @@ class Result:
             if f.name in ("case", "suite"):
                 continue
             value = getattr(self, f.name)
-            if f.name == "reference" and value is None:
+            if f.name in ("reference", "profile") and value is None:
                 continue
             if isinstance(value, Stats | Check):
                 value = value.to_json()

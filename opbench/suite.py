@@ -26,6 +26,7 @@ BUILTIN = (  # the modules that define opbench's own suites, each as a module-le
     "opbench.observations.obs3_conv_bn",
     "opbench.observations.obs4_nonlinearity",
     "opbench.overhead",
+    "opbench.models.suite",
 )
 
 
@@ -58,12 +59,39 @@ class Sweep:
 
 
 @dataclass
+class ModelMap:
+    """A report extra: latency against published ImageNet top-1 (the paper's Figure 1), a panel per target, the
+    published numbers of the same cases in a panel of their own."""
+
+    title: str
+    caption: str
+    points: list[tuple[Case, float]] = field(default_factory=list)  # a case and its published top-1, %
+
+
+@dataclass
+class Breakdowns:
+    """A report extra: where the cases' latency goes, from the profiling pass (the paper's Figure 2). Without
+    `categories`, a stacked bar per case and target over every category, with each profile's coverage; with them,
+    a table of those categories' share per case and target, and the ratios of `comparisons` beside (evidence an
+    observation cites from whole models)."""
+
+    title: str
+    caption: str
+    cases: list[Case] = field(default_factory=list)
+    categories: tuple[str, ...] = ()
+    comparisons: list[Comparison] = field(default_factory=list)
+
+
+Extra = Sweep | ModelMap | Breakdowns
+
+
+@dataclass
 class Plan:
     """A suite's cases (deduplicated, in order), comparisons and report extras, for one grid."""
 
     cases: list[Case] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
-    extras: list[Sweep] = field(default_factory=list)  # figures the report draws for this suite
+    extras: list[Extra] = field(default_factory=list)  # figures and tables the report draws for this suite
 
     def add(self, case: Case) -> Case:
         if all(c.id != case.id for c in self.cases):
@@ -91,6 +119,7 @@ class Suite:
     claim: str = ""
     rule: Rule | None = None
     description: str = ""
+    profile: bool = False  # take a profiling pass of each case after timing it (whole models)
 
     @property
     def thresholds(self) -> tuple[Threshold, ...]:

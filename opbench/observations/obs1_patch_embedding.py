@@ -11,8 +11,9 @@ import functools
 
 from opbench import blocks
 from opbench.case import image, make_case
+from opbench.models.suite import model_case
 from opbench.shapes import IMAGE
-from opbench.suite import Plan, Suite, Sweep
+from opbench.suite import Breakdowns, Plan, Suite, Sweep
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
 KEY = "obs1"
@@ -74,6 +75,16 @@ def plan(grid: str) -> Plan:
         name = f"kernel {k}x{k} s{k} vs {n} x Conv3x3 s2 ({IMAGE // k}x{IMAGE // k}, c{SWEEP_WIDTH})"
         sweep.points.append((k, p.compare(name, stack, patch, per_mac=True)))
     p.extras.append(sweep)
+    p.extras.append(
+        Breakdowns(
+            "In whole models: the stem / patch embedding's share",
+            "Share of each model's profiled time spent in its stem or patch embedding, from the models suite's "
+            "profiling pass: large-kernel embeddings (DeiT-S 16x16, PoolFormer-S12 7x7) against 3x3 stems "
+            "(EfficientFormer-L1, LeViT-256).",
+            [model_case(n) for n in ("deit_s", "poolformer_s12", "efficientformer_l1", "levit_256")],
+            ("stem",),
+        )
+    )
     return p
 
 

@@ -13,8 +13,9 @@ from torch import nn
 
 from opbench import blocks
 from opbench.case import image, make_case, tokens
+from opbench.models.suite import model_case
 from opbench.shapes import Stage, stages
-from opbench.suite import Plan, Suite
+from opbench.suite import Breakdowns, Plan, Suite
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
 KEY = "obs2"
@@ -113,6 +114,18 @@ def plan(grid: str) -> Plan:
     for s in stages(grid):
         if s.index == 4:
             _blocks_and_stages(p, s)
+    cases = [model_case(n) for n in ("levit_256", "efficientformer_l1", "deit_s")]
+    for category, what in (("reshape", "reshape / transpose / copy"), ("token_mixer", "token mixer (MHSA or pool)")):
+        p.extras.append(
+            Breakdowns(
+                f"In whole models: the {what} share",
+                f"Share of each model's profiled time in {what} operators, from the models suite's profiling pass: "
+                "LeViT-256 reshapes between 4D and 3D around its attention, EfficientFormer-L1 flattens once, "
+                "DeiT-S stays 3D.",
+                cases,
+                (category,),
+            )
+        )
     return p
 
 

@@ -14,8 +14,9 @@ from torch import nn
 
 from opbench import blocks
 from opbench.case import image, make_case, tokens
+from opbench.models.suite import model_case
 from opbench.shapes import stages
-from opbench.suite import SUPPORTING, Plan, Suite
+from opbench.suite import SUPPORTING, Breakdowns, Plan, Suite
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
 KEY = "obs3"
@@ -83,6 +84,15 @@ def plan(grid: str) -> Plan:
             for form, case in others:
                 name = f"{form.name} vs {base_form.name} {WHAT[family]} ({s.label})"
                 p.compare(name, baseline, case, form.role)
+    p.extras.append(
+        Breakdowns(
+            "In whole models: the normalization share",
+            "Share of each model's profiled time in normalization operators the runtime still runs on their own "
+            "(LN in DeiT-S, GN in PoolFormer-S12, BN in EfficientFormer-L1 unless folded into its convolution).",
+            [model_case(n) for n in ("deit_s", "poolformer_s12", "efficientformer_l1")],
+            ("normalization",),
+        )
+    )
     return p
 
 

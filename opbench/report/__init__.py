@@ -20,6 +20,7 @@ from opbench import stats
 from opbench.errors import OpbenchError
 from opbench.files import csv_text, ensure_folder, replace_together
 from opbench.report import build as building
+from opbench.report import extras as extra_views
 from opbench.report import figures
 from opbench.results import DEFAULT_DIR
 from opbench.verdict import STATUS_LABELS, Row, fmt
@@ -32,6 +33,7 @@ CSV_TABLES = {
     "cross_backend.csv": building.cross_backend_table,
     "environment.csv": building.environment_table,
     "published.csv": building.published_table,
+    "breakdown.csv": building.breakdown_table,
 }
 STATUS_MARK = {"holds": "✓", "does_not_hold": "✗", "inconclusive": "?", "not_measured": "–"}
 
@@ -130,6 +132,10 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
         for row in report.rows(key):
             entry = rows.setdefault(row.comparison, {"role": row.role, "metric": row.metric, "cells": {}})
             entry["cells"][row.target] = row
+        for c in plan.comparisons:
+            published = report.published_ratio(c)
+            if c.name in rows and published:
+                rows[c.name]["published"] = f"{published[0]:.2f}x ({published[1]})"
         figs = []
         for c in plan.comparisons:
             figs.append(
@@ -144,7 +150,7 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
             bar.update()
         extras = []
         for extra in plan.extras:
-            extras.append({"extra": extra, "uri": figures.sweep_figure(report, extra, targets) if targets else None})
+            extras.append(extra_views.view(report, extra, targets))
             bar.update()
         cases = []
         for case in plan.cases:
@@ -170,7 +176,12 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
                 "suite": suite,
                 "anchor": key,
                 "verdicts": [
-                    {"v": v, "anchor": _anchor(key, v.target.device, v.target.backend) if v.target else key}
+                    {
+                        "v": v,
+                        "anchor": _anchor(key, v.target.device, v.target.backend)
+                        if v.target
+                        else _anchor(key, "all-pairs"),
+                    }
                     for v in report.verdicts.get(key, [])
                 ],
                 "thresholds": suite.thresholds,
@@ -200,7 +211,7 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
                     "numbers": _cell_keys(v, t, across),
                     "key_label": suite.rule.cell_label if across else (v.key_label if v else ""),
                     "needs_another": across and v is not None and v.status == "inconclusive" and len(v.by_target) < 2,
-                    "anchor": key if across else _anchor(key, t.device, t.backend),
+                    "anchor": _anchor(key, "all-pairs") if across else _anchor(key, t.device, t.backend),
                 }
             )
         summary.append({"suite": suite, "cells": cells})

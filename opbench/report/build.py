@@ -21,9 +21,10 @@ from opbench import stats
 from opbench.backends import REGISTRY
 from opbench.case import Case
 from opbench.errors import OpbenchError
+from opbench.profile import Breakdown, OpRow, breakdown
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
-from opbench.suite import Plan, Suite, plans, suites
+from opbench.suite import Comparison, Plan, Suite, plans, suites
 from opbench.verdict import Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
@@ -159,6 +160,30 @@ class Report:
             m = self.data.get(target, {}).get(case_id)
             self._latencies[target, case_id] = stats.median(m.samples, m.median_s) if m and m.ok else None
         return self._latencies[target, case_id]
+
+    def profile(self, target: Target, case_id: str) -> Breakdown | str | None:
+        """Where the case's time went on the target (its profiling pass), why there is none, or None."""
+        result = self.results.get(target, {}).get(case_id)
+        if result is None or not result.profile:
+            return None
+        if "unavailable" in result.profile:
+            return result.profile["unavailable"]
+        rows = [OpRow.from_json(r) for r in result.profile.get("rows", [])]
+        return breakdown(rows, result.profile["e2e_median_s"])
+
+    def published_ratio(self, comparison: Comparison) -> tuple[float, str] | None:
+        """The comparison's ratio from published numbers of one reference run and one backend (one protocol, one
+        setting), labelled with where they come from; None unless such a pair has both cases. Never mixed."""
+        found: dict[tuple[str, str], dict[str, float]] = {}
+        for run, result in self.published:
+            found.setdefault((run.run_id, f"{run.device.name}, {result.backend}"), {})[result.case] = (
+                result.stats.median_s
+            )
+        for (_, label), medians in found.items():
+            base, cand = medians.get(comparison.baseline.id), medians.get(comparison.candidate.id)
+            if base and cand:
+                return cand / base, label
+        return None
 
     def rows(self, key: str) -> list[Row]:
         """Every comparison of the suite on every target, quantified (the rule's and the supporting ones)."""
@@ -397,3 +422,31 @@ def published_table(report: Report) -> pd.DataFrame:
         )
     columns = ["case", "published_device", "published_backend", "published_ms", "published_source", "protocol", "tag"]
     return pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
+
+
+def breakdown_table(report: Report) -> pd.DataFrame:
+    """Every profiled (device, backend, case): seconds and share per category, coverage of the end-to-end median;
+    a backend without a profiler says why."""
+    rows = []
+    for t in report.targets:
+        for case_id in report.results[t]:
+            found = report.profile(t, case_id)
+            if found is None:
+                continue
+            where = {"device": t.device_name, "backend": t.backend, "case": case_id}
+            if isinstance(found, str):
+                rows.append({**where, "category": "", "unavailable": found})
+                continue
+            for category, seconds in found.seconds.items():
+                rows.append(
+                    {
+                        **where,
+                        "category": category,
+                        "ms": seconds * 1e3,
+                        "share": found.shares[category],
+                        "profiled_ms": found.profiled_s * 1e3,
+                        "e2e_median_ms": found.e2e_median_s * 1e3,
+                        "coverage": found.coverage,
+                    }
+                )
+    return pd.DataFrame(rows)

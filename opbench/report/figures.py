@@ -13,6 +13,8 @@ import textwrap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from opbench.case import Case
+from opbench.profile import CATEGORIES, Breakdown
 from opbench.report.build import Report
 from opbench.stats import Estimate
 from opbench.suite import Comparison, Sweep
@@ -129,4 +131,72 @@ def sweep_figure(report: Report, sweep: Sweep, targets: list[Target]) -> str | N
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+    return data_uri(fig)
+
+
+def model_map_figure(report: Report, points: list[tuple[Case, float]], targets: list[Target]) -> str | None:
+    """Latency against published top-1 (the paper's Figure 1): one panel per target, plus one panel per source of
+    published numbers, each point labelled with its model."""
+    panels: list[tuple[str, list[tuple[str, float, float]]]] = []
+    for t in targets:
+        found = [(c.variant, report.latency(t, c.id), top1) for c, top1 in points]
+        panels.append((t.label, [(n, e.value * 1e3, top1) for n, e, top1 in found if e is not None]))
+    published: dict[str, list[tuple[str, float, float]]] = {}
+    top1s = {c.id: (c.variant, top1) for c, top1 in points}
+    for run, result in report.published:
+        if result.case in top1s:
+            name, top1 = top1s[result.case]
+            label = f"{run.device.name}, {result.backend}"
+            published.setdefault(label, []).append((name, result.stats.median_s * 1e3, top1))
+    panels += list(published.items())
+    panels = [(label, pts) for label, pts in panels if pts]
+    if not panels:
+        return None
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig = Figure(figsize=(4.4 * columns, 3.4 * rows))
+    for i, (label, pts) in enumerate(panels, start=1):
+        ax = fig.add_subplot(rows, columns, i)
+        color = PALETTE[(i - 1) % len(PALETTE)]
+        ax.scatter([p[1] for p in pts], [p[2] for p in pts], s=14, color=color)
+        for name, ms, top1 in pts:
+            ax.annotate(_text(name), (ms, top1), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_title(_text(label + (" (published)" if label in published else ""), 48), fontsize=8)
+        ax.set_xlabel("median latency (ms)", fontsize=7)
+        ax.set_ylabel("published top-1 (%)", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return data_uri(fig)
+
+
+def breakdown_figure(report: Report, cases: list[Case], targets: list[Target]) -> str | None:
+    """Where each case's time goes (the paper's Figure 2): per target, a bar per case stacked by category, as the
+    share of its profiled time; the label carries the profile's coverage of the end-to-end median."""
+    panels = []
+    for t in targets:
+        bars = [(c.variant, b) for c in cases if isinstance(b := report.profile(t, c.id), Breakdown)]
+        if bars:
+            panels.append((t, bars))
+    if not panels:
+        return None
+    fig = Figure(figsize=(7.2, sum(0.9 + 0.22 * len(bars) for _, bars in panels)))
+    heights = [0.9 + 0.22 * len(bars) for _, bars in panels]
+    grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
+    for i, (t, bars) in enumerate(panels):
+        ax = fig.add_subplot(grid[i])
+        left = [0.0] * len(bars)
+        for j, category in enumerate(CATEGORIES):
+            widths = [b.shares[category] * 100 for _, b in bars]
+            color = PALETTE[j % len(PALETTE)] if category != "other" else BASELINE_COLOR
+            ax.barh(range(len(bars)), widths, left=left, color=color, label=category if i == 0 else None)
+            left = [a + w for a, w in zip(left, widths, strict=True)]
+        ax.set_yticks(range(len(bars)), [f"{n} ({b.coverage:.2f})" for n, b in bars], fontsize=6)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_title(_text(t.label), fontsize=8, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+    fig.axes[0].legend(fontsize=6, ncol=5, loc="lower left", bbox_to_anchor=(0.0, 1.12))
+    fig.axes[-1].set_xlabel("share of the profiled time (%); in brackets: profiled / end-to-end median", fontsize=7)
     return data_uri(fig)

@@ -1,0 +1,7 @@
+"""Whole models of the zoo end to end, with a profiling pass (cases: opbench/models/suite.py)."""
+
+SUITE = "models"
+
+
+def test_models(opbench_case, benchmark):
+    opbench_case.measure(benchmark)
