@@ -17,7 +17,7 @@ import torch
 from opbench.backends.base import Backend, Prepared, RunConfig
 from opbench.case import Case
 from opbench.errors import UnsupportedCase, error_text
-from opbench.results import Check
+from opbench.results import Check, Result, Stats
 
 # (atol, rtol): passes when max |out - ref| <= atol + rtol * max |ref|
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -83,3 +83,26 @@ def measure(
     except Exception as exc:
         return Outcome("failed", f"{backend.name} failed while timed: {error_text(exc)}", result, prepared)
     return Outcome("ok", check=result, prepared=prepared)
+
+
+def to_result(
+    case: Case, backend: Backend, outcome: Outcome, config: RunConfig, stats: Stats | None, profile: dict | None
+) -> Result:
+    """The result record of one measured (case, backend): what the measurement found, how, and its statistics."""
+    prepared = outcome.prepared
+    return Result.for_case(
+        case,
+        backend.name,
+        status=outcome.status,
+        reason=outcome.reason,
+        backend_options=backend.options(),
+        backend_versions=backend.versions(),
+        threads=config.threads,
+        precision=backend.precision,
+        export_s=prepared.export_s if prepared else None,
+        cache_hit=prepared.cache_hit if prepared else None,
+        info=prepared.info if prepared else {},
+        check=outcome.check,
+        stats=stats,
+        profile=profile,
+    )

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from torch import nn
 
+from opbench.errors import ProfilerUnavailable, error_text
+
 if TYPE_CHECKING:
     from opbench.backends.base import Backend, Prepared, RunConfig
     from opbench.case import Case
@@ -424,3 +426,19 @@ def common_path(paths: Iterable[str]) -> str:
             break
         common.append(parts[0])
     return ".".join(common)
+
+
+PROFILE_RUNS = 10
+
+
+def profile_pass(case: Case, backend: Backend, config: RunConfig, runs: int = PROFILE_RUNS) -> dict:
+    """Where the case's time goes on the backend, as a result keeps it: a pass of its own after the timing (it never
+    changes a reported latency), alternating the runtime's profiler with plain timing so that coverage compares like
+    with like. {"rows", "e2e_median_s", "runs"}, or {"unavailable": why}."""
+    try:
+        rows, found = profile_case(backend, case, config, runs=runs, chunks=2)
+    except ProfilerUnavailable as exc:
+        return {"unavailable": exc.reason}
+    except Exception as exc:  # a profiler failing on one case must not lose the measurement
+        return {"unavailable": f"the profiling pass failed: {error_text(exc)}"}
+    return {"rows": [r.to_json() for r in rows], "e2e_median_s": found.e2e_median_s, "runs": runs}

@@ -16,12 +16,12 @@ from opbench import measure as measuring
 from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
-from opbench.errors import BackendUnavailable, OpbenchError, ProfilerUnavailable, error_text
+from opbench.errors import BackendUnavailable, OpbenchError
 from opbench.files import check_folder
-from opbench.profile import profile_case
+from opbench.profile import profile_pass
 from opbench.results import DEFAULT_DIR, Result, Stats, device_info, new_run, slugify, software_versions, write_run
 from opbench.shapes import GRIDS
-from opbench.suite import get_suite, parse_suites, select_cases
+from opbench.suite import builtin_suites, get_suite, parse_suites, select_cases
 
 STATE = pytest.StashKey["RunState"]()
 
@@ -37,6 +37,7 @@ class RunState:
     results_dir: str
     results: list[Result] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # users' suites: key -> the case module that ran them
     software: dict[str, str] = field(default_factory=dict)
     written: str | None = None
     report: str | None = None  # the path to render the report to (--opbench-report), then what happened
@@ -164,44 +165,13 @@ class CaseRun:
             pytest.fail(outcome.reason, pytrace=False)
 
     def _record(self, backend, outcome: measuring.Outcome, benchmark) -> Result:
-        prepared = outcome.prepared
         stats = timed_stats(benchmark) if outcome.status == "ok" else None  # a failed run keeps no partial timings
         profiled = profile_pass(self.case, backend, self.state.config) if stats and self.profiled else None
-        return Result.for_case(
-            self.case,
-            backend.name,
-            status=outcome.status,
-            reason=outcome.reason,
-            backend_options=backend.options(),
-            backend_versions=backend.versions(),
-            threads=self.state.config.threads,
-            precision=backend.precision,
-            export_s=prepared.export_s if prepared else None,
-            cache_hit=prepared.cache_hit if prepared else None,
-            info=prepared.info if prepared else {},
-            check=outcome.check,
-            stats=stats,
-            profile=profiled,
-        )
+        return measuring.to_result(self.case, backend, outcome, self.state.config, stats, profiled)
 
     @property
     def profiled(self) -> bool:
         return get_suite(self.case.suite).profile
-
-
-PROFILE_RUNS = 10
-
-
-def profile_pass(case: Case, backend, config: RunConfig) -> dict:
-    """Where the case's time goes on the backend: a pass of its own after the timing (it never changes a reported
-    latency), alternating the runtime's profiler with plain timing so that coverage compares like with like."""
-    try:
-        rows, found = profile_case(backend, case, config, runs=PROFILE_RUNS, chunks=2)
-    except ProfilerUnavailable as exc:
-        return {"unavailable": exc.reason}
-    except Exception as exc:  # a profiler failing on one case must not lose the measurement
-        return {"unavailable": f"the profiling pass failed: {error_text(exc)}"}
-    return {"rows": [r.to_json() for r in rows], "e2e_median_s": found.e2e_median_s, "runs": PROFILE_RUNS}
 
 
 def timed_stats(benchmark) -> Stats | None:
@@ -233,6 +203,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = select_cases(state.grid, [key], state.pattern) if chosen else []
     except OpbenchError as exc:
         raise pytest.UsageError(f"{metafunc.module.__name__}: {exc}") from exc
+    if key not in builtin_suites():
+        state.origins[key] = str(Path(metafunc.module.__file__).resolve())
     backends = state.runnable_backends()
     runs = [CaseRun(c, b, state) for c in cases for b in backends]
     metafunc.parametrize("opbench_case", runs, ids=[f"{r.case.id}-{r.backend}" for r in runs], indirect=True)
@@ -274,6 +246,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None or not any(r.stats for r in state.results):
         return
     protocol = {"threads": state.config.threads, "grid": state.grid, "timer": "time.perf_counter"}
+    if state.origins:  # where users' suites are defined, so that `opbench report` can judge them
+        protocol["suites"] = state.origins
     for option, kind in (
         ("warmup", str),
         ("warmup_iterations", int),

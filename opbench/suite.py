@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opbench.case import Case
@@ -142,13 +145,37 @@ def unregister(key: str) -> None:
     _REGISTRY.pop(key, None)
 
 
+def builtin_suites() -> dict[str, Suite]:
+    """opbench's own suites by key (their modules imported on first use), in display order."""
+    return {(suite := importlib.import_module(name).SUITE).key: suite for name in BUILTIN}
+
+
 def suites() -> dict[str, Suite]:
-    """Every registered suite by key: the built-in ones first (imported on first use), then users'."""
-    builtin = {}
-    for name in BUILTIN:
-        suite = importlib.import_module(name).SUITE
-        builtin[suite.key] = suite
+    """Every registered suite by key: the built-in ones first, then users'."""
+    builtin = builtin_suites()
     return {**builtin, **{k: s for k, s in _REGISTRY.items() if k not in builtin}}
+
+
+def import_suites(origins: dict[str, str], warn: Callable[[str], None]) -> None:
+    """Import the files that registered users' suites (a run's `protocol.suites`: key -> the case module's path),
+    for the suites not registered yet. A file that is gone or fails to import is a warning: that suite's results
+    are then shown without its section and verdict."""
+    for key, path in origins.items():
+        if key in suites():
+            continue
+        spec = importlib.util.spec_from_file_location(f"opbench_user_suite_{len(_REGISTRY)}_{key}", path)
+        if spec is None or spec.loader is None or not Path(path).is_file():
+            warn(f"opbench: warning: suite {key!r} was defined in {path}, which is gone; its results have no section")
+            continue
+        sys.path.insert(0, str(Path(path).parent))  # the module may import its neighbours, as under pytest
+        try:
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        except Exception as exc:
+            warn(f"opbench: warning: suite {key!r}: importing {path} failed ({type(exc).__name__}: {exc})")
+        finally:
+            sys.path.remove(str(Path(path).parent))
+        if key not in suites():
+            warn(f"opbench: warning: {path} did not register suite {key!r}; its results have no section")
 
 
 def get_suite(key: str) -> Suite:

@@ -24,7 +24,7 @@ from opbench.errors import OpbenchError
 from opbench.profile import Breakdown, OpRow, breakdown
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
-from opbench.suite import Comparison, Plan, Suite, plans, suites
+from opbench.suite import Comparison, Plan, Suite, import_suites, plans, suites
 from opbench.verdict import Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
@@ -70,6 +70,8 @@ def load_inputs(
             warn(f"opbench: warning: skipped an invalid result file: {exc}")
     if not inputs.runs:
         raise OpbenchError("no valid result file among the inputs: " + "; ".join(inputs.skipped))
+    for loaded in inputs.runs:  # users' suites, from the case modules that ran them
+        import_suites(loaded.run.protocol.get("suites") or {}, warn)
     return inputs
 
 
