@@ -172,6 +172,55 @@ def add_report(sub) -> None:
     p.set_defaults(func=cmd_report)
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from opbench.backends import RunConfig
+    from opbench.cache import ArtifactCache
+    from opbench.files import atomic_write_text, check_folder
+    from opbench.model_profile import parse_shape, render_text, run_profile, target_case
+    from opbench.results import device_info, new_run, write_run
+
+    check_folder(args.results_dir, "--results-dir")
+    if args.threads < 1:
+        raise OpbenchError(f"--threads must be 1 or more, got {args.threads}")
+    device = device_info(args.device)
+    case = target_case(args.target, parse_shape(args.input) if args.input else None)
+    print(f"opbench profile: {case.id} ({case.costs.macs / 1e6:,.1f} MMACs)", file=sys.stderr)
+    config = RunConfig(threads=args.threads, cache=ArtifactCache(args.cache_dir))
+    found = run_profile(
+        case, args.backends, config, args.seconds, lambda line: print(f"  {line}", file=sys.stderr, flush=True)
+    )
+    protocol = {"threads": args.threads, "timer": "time.perf_counter loop of `opbench profile` (not pytest-benchmark)",
+                "seconds": args.seconds, "target": args.target}  # fmt: skip
+    run = new_run(device, found.results, "pytest-benchmark", protocol, unavailable_backends=found.unavailable)
+    path = write_run(run, args.results_dir)
+    text = render_text(found)
+    out = Path(args.out) if args.out else Path("reports") / "profile" / f"{case.slug}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    sys.stdout.write(text)
+    print(f"results written to {path}; report written to {out}", file=sys.stderr)
+    return 0
+
+
+def add_profile(sub) -> None:
+    from opbench.cache import DEFAULT_ROOT
+
+    p = sub.add_parser(
+        "profile",
+        help="verify, time and profile one model (zoo name, MODULE:FACTORY or FILE.py:FACTORY) on each backend",
+    )
+    p.add_argument("target", help="a zoo model (efficientformer_l1), package.module:factory or path/file.py:factory")
+    p.add_argument("--input", metavar="SHAPE", help="input shape of a factory's model, e.g. 1x3x224x224 (default)")
+    p.add_argument("--backends", default="all", help="comma-separated backends (default: every one available here)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default: 1)")
+    p.add_argument("--seconds", type=float, default=1.0, help="timing per backend, seconds (default: %(default)s)")
+    p.add_argument("--device", help="name of this device (default: the processor's brand)")
+    p.add_argument("--results-dir", default=str(DEFAULT_DIR), help="where result files go (default: %(default)s)")
+    p.add_argument("--cache-dir", default=str(DEFAULT_ROOT), help="exported artifacts (default: %(default)s)")
+    p.add_argument("--out", help="the report to write (default: reports/profile/<case>.md)")
+    p.set_defaults(func=cmd_profile)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from opbench import compare
 
@@ -246,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_import(sub)
     add_report(sub)
     add_compare(sub)
+    add_profile(sub)
     return parser
 
 
