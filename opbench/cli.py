@@ -184,6 +184,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise OpbenchError(f"--threads must be 1 or more, got {args.threads}")
     device = device_info(args.device)
     case = target_case(args.target, parse_shape(args.input) if args.input else None)
+    out = Path(args.out) if args.out else Path("reports") / "profile" / f"{case.slug}.md"
+    check_folder(out.parent, "the folder of --out")
     print(f"opbench profile: {case.id} ({case.costs.macs / 1e6:,.1f} MMACs)", file=sys.stderr)
     config = RunConfig(threads=args.threads, cache=ArtifactCache(args.cache_dir))
     found = run_profile(
@@ -194,7 +196,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     run = new_run(device, found.results, "pytest-benchmark", protocol, unavailable_backends=found.unavailable)
     path = write_run(run, args.results_dir)
     text = render_text(found)
-    out = Path(args.out) if args.out else Path("reports") / "profile" / f"{case.slug}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
     sys.stdout.write(text)
