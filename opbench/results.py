@@ -36,7 +36,7 @@ SCHEMA = "opbench-results/1"
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 DEFAULT_DIR = Path("device_results")
 MAX_SAMPLES = 10_000  # raw samples per result kept when a file is loaded (a timed run keeps about 1,000)
-SOFTWARE = ("torch", "onnxruntime", "onnx", "onnxscript", "coremltools", "numpy", "pytest-benchmark")
+SOFTWARE = ("torch", "numpy", "scipy", "pytest-benchmark")  # plus each backend's own versions (Backend.versions)
 
 
 def slugify(name: str) -> str:
