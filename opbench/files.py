@@ -44,15 +44,35 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+MAX_JSON_BYTES = 64 * 2**20  # a result file of a full run is about 2 MB; anything far larger is not one
+
+
 def read_json(path: Path | str, what: str = "file") -> object:
-    """Parsed JSON; OpbenchError naming the path when it cannot be read or is not JSON."""
+    """Parsed JSON; OpbenchError naming the path when it cannot be read, is too large or too deeply nested, is not
+    JSON, or holds NaN or Infinity (not JSON, though Python's parser accepts them)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise OpbenchError(
+                f"{path}: {size / 2**20:.0f} MB is larger than a {what} can be ({MAX_JSON_BYTES >> 20} MB)"
+            )
+        return json.loads(path.read_text(), parse_constant=_no_constant)
     except OSError as exc:
         raise OpbenchError(f"{path}: cannot read the {what}: {exc.strerror}") from exc
+    except RecursionError as exc:
+        raise OpbenchError(f"{path}: nested too deeply to be a {what}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise OpbenchError(f"{path}: not JSON ({exc})") from exc
+        raise OpbenchError(f"{path}: not JSON ({short(str(exc))})") from exc
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def short(text: str, limit: int = 300) -> str:
+    """At most `limit` characters of a message or a quoted value, saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def tree_sha256(path: Path | str) -> str:

@@ -21,7 +21,7 @@ from opbench.backends import EXPORT_FORMATS, DeviceUnits, device_units
 from opbench.case import Case
 from opbench.errors import OpbenchError
 from opbench.export import DEFAULT_OUT, FILL_COLUMNS, MANIFEST, TEMPLATE_COLUMNS, load_manifest
-from opbench.files import read_json, tree_sha256
+from opbench.files import read_json, short, tree_sha256
 from opbench.results import DEFAULT_DIR, Device, Result, Stats, new_run, slugify, validate, write_run
 from opbench.suite import select_cases
 
@@ -41,9 +41,11 @@ class Problems:
     def add(self, where: str, message: str) -> None:
         self.items.append(f"{where}: {message}")
 
-    def raise_if_any(self) -> None:
+    def raise_if_any(self, shown: int = 20) -> None:
         if self.items:
-            listed = "\n".join(f"  {item}" for item in self.items)
+            listed = "\n".join(f"  {short(item)}" for item in self.items[:shown])
+            if len(self.items) > shown:
+                listed += f"\n  ... and {len(self.items) - shown} more"
             raise OpbenchError(
                 f"{self.source}: rejected, nothing imported ({len(self.items)} error"
                 f"{'s' if len(self.items) != 1 else ''}):\n{listed}"

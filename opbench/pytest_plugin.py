@@ -6,7 +6,10 @@ labels it (group, extra_info, machine info) and writes what was measured to devi
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +22,17 @@ from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
 from opbench.files import check_folder
 from opbench.profile import profile_pass
-from opbench.results import DEFAULT_DIR, Result, Stats, device_info, new_run, slugify, software_versions, write_run
+from opbench.results import (
+    DEFAULT_DIR,
+    Journal,
+    Result,
+    Stats,
+    device_info,
+    new_run,
+    slugify,
+    software_versions,
+    write_run,
+)  # fmt: skip
 from opbench.shapes import GRIDS
 from opbench.suite import builtin_suites, get_suite, parse_suites, select_cases
 
@@ -35,13 +48,25 @@ class RunState:
     suites: list[str] | None  # None: every suite
     device_name: str | None
     results_dir: str
+    protocol: dict = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
+    journal: Journal | None = None  # the run written as it goes, so a killed run keeps what it finished
     unavailable: dict[str, str] = field(default_factory=dict)
-    origins: dict[str, str] = field(default_factory=dict)  # users' suites: key -> the case module that ran them
     software: dict[str, str] = field(default_factory=dict)
     written: str | None = None
+    not_written: str | None = None  # why the result file could not be written (the journal keeps the results)
     report: str | None = None  # the path to render the report to (--opbench-report), then what happened
     only_available: bool = False  # 'all': drop the backends that cannot run here, with their reason
+
+    def record(self, result: Result, timed: bool) -> None:
+        """Keep the result and, in a timed run, journal it at once (the run's header first, on its first result)."""
+        self.results.append(result)
+        if not timed:
+            return
+        if self.journal is None:
+            header = new_run(device_info(self.device_name), [], "pytest-benchmark", self.protocol)
+            self.journal = Journal(header, self.results_dir)
+        self.journal.append(result)
 
     def runnable_backends(self) -> list[str]:
         """The backends to parametrize over. Checked when the first case module is collected, not at startup
@@ -107,7 +132,28 @@ def pytest_configure(config: pytest.Config) -> None:
         results_dir=config.getoption("opbench_results_dir"),
         report=config.getoption("opbench_report_out") if config.getoption("opbench_report") else None,
         only_available=spec.strip() == "all",
+        protocol=timing_protocol(config),
     )
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupted)  # end the session as Ctrl-C does: finished results are written
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def timing_protocol(config: pytest.Config) -> dict:
+    """How the run is timed, recorded in its result file: threads, grid and pytest-benchmark's settings."""
+    protocol = {
+        "threads": config.getoption("opbench_threads"),
+        "grid": config.getoption("opbench_grid"),
+        "timer": "time.perf_counter",
+    }
+    for option, kind in (("warmup", str), ("warmup_iterations", int), ("min_rounds", int), ("min_time", float),
+                         ("max_time", float)):  # fmt: skip
+        value = config.getoption(f"benchmark_{option}", None)
+        protocol[option] = None if value is None else kind(value)
+    return protocol
 
 
 def check_options(config: pytest.Config) -> None:
@@ -158,7 +204,7 @@ class CaseRun:
         outcome = measuring.measure(self.case, backend, self.state.config, benchmark)
         if outcome.check:
             benchmark.extra_info["check"] = outcome.check.to_json()
-        self.state.results.append(self._record(backend, outcome, benchmark))
+        self.state.record(self._record(backend, outcome, benchmark), timed=not benchmark.disabled)
         if outcome.status == "unsupported":
             pytest.skip(f"unsupported on {backend.name}: {outcome.reason}")
         if outcome.status == "failed":
@@ -203,8 +249,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = select_cases(state.grid, [key], state.pattern) if chosen else []
     except OpbenchError as exc:
         raise pytest.UsageError(f"{metafunc.module.__name__}: {exc}") from exc
-    if key not in builtin_suites():
-        state.origins[key] = str(Path(metafunc.module.__file__).resolve())
+    if key not in builtin_suites():  # where a user's suite is defined, so that `opbench report` can judge it
+        state.protocol.setdefault("suites", {})[key] = str(Path(metafunc.module.__file__).resolve())
     backends = state.runnable_backends()
     runs = [CaseRun(c, b, state) for c in cases for b in backends]
     metafunc.parametrize("opbench_case", runs, ids=[f"{r.case.id}-{r.backend}" for r in runs], indirect=True)
@@ -241,31 +287,27 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the run's result file if anything was timed (not with --benchmark-disable)."""
+    """Write the run's result file if anything was timed (not with --benchmark-disable), then drop its journal.
+    A Ctrl-C or SIGTERM ends the session here too, with the cases finished so far."""
     state = session.config.stash.get(STATE, None)
-    if state is None or not any(r.stats for r in state.results):
+    if state is None or state.journal is None:
         return
-    protocol = {"threads": state.config.threads, "grid": state.grid, "timer": "time.perf_counter"}
-    if state.origins:  # where users' suites are defined, so that `opbench report` can judge them
-        protocol["suites"] = state.origins
-    for option, kind in (
-        ("warmup", str),
-        ("warmup_iterations", int),
-        ("min_rounds", int),
-        ("min_time", float),
-        ("max_time", float),
-    ):
-        value = session.config.getoption(f"benchmark_{option}", None)
-        protocol[option] = None if value is None else kind(value)
-    run = new_run(
-        device_info(state.device_name),
-        state.results,
-        "pytest-benchmark",
-        protocol,
-        software=state.software,
-        unavailable_backends=state.unavailable,
+    if not any(r.stats for r in state.results):
+        state.journal.close()
+        return
+    software = software_versions(state.software)
+    run = dataclasses.replace(
+        state.journal.header, results=state.results, software=software, unavailable_backends=state.unavailable
     )
-    state.written = str(write_run(run, state.results_dir))
+    try:
+        state.written = str(write_run(run, state.results_dir))
+    except OSError as exc:
+        state.not_written = (
+            f"the result file could not be written ({exc.strerror or exc}); every finished result is kept in "
+            f"{state.journal.path}, which `opbench report` reads"
+        )
+        return
+    state.journal.close()
     if state.report:
         from opbench.report import render  # matplotlib and jinja2 only when reporting
 
@@ -287,7 +329,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             terminalreporter.write_line(f"{r.status}: {r.case} on {r.backend}: {r.reason[:300]}")
     for name, reason in state.unavailable.items():
         terminalreporter.write_line(f"unavailable: {name}: {reason}")
-    where = f"results written to {state.written}" if state.written else "nothing timed, no result file written"
+    where = state.not_written or (
+        f"results written to {state.written}" if state.written else "nothing timed, no result file written"
+    )
     terminalreporter.write_line(where)
     if state.report and state.written:
         terminalreporter.write_line(state.report)

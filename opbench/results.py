@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
@@ -26,7 +27,7 @@ import pandas as pd
 
 from opbench import stats
 from opbench.errors import OpbenchError
-from opbench.files import atomic_write_text, read_json
+from opbench.files import atomic_write_text, read_json, short
 
 if TYPE_CHECKING:
     from opbench.case import Case
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 SCHEMA = "opbench-results/1"
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 DEFAULT_DIR = Path("device_results")
-SOFTWARE = ("torch", "onnxruntime", "onnx", "onnxscript", "coremltools", "numpy", "pytest-benchmark")
+MAX_SAMPLES = 10_000  # raw samples per result kept when a file is loaded (a timed run keeps about 1,000)
+SOFTWARE = ("torch", "numpy", "scipy", "pytest-benchmark")  # plus each backend's own versions (Backend.versions)
 
 
 def slugify(name: str) -> str:
@@ -127,9 +129,14 @@ class Stats:
 
     @classmethod
     def from_json(cls, data: dict) -> Stats:
+        """The stats as stored; more than MAX_SAMPLES raw samples are thinned to MAX_SAMPLES evenly spaced ones
+        (their order kept), which bounds what a report or a comparison bootstraps whatever a file holds."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["samples_s"] = tuple(data.get("samples_s") or ())
+        samples = data.get("samples_s") or ()
+        if len(samples) > MAX_SAMPLES:
+            samples = [samples[i] for i in np.linspace(0, len(samples) - 1, MAX_SAMPLES).round().astype(int)]
+        values["samples_s"] = tuple(samples)
         return cls(**values)
 
 
@@ -280,12 +287,36 @@ def validate(run: object, where: str) -> dict:
     """The run if it matches the schema; else OpbenchError naming `where`, the field and the problem."""
     if isinstance(run, dict) and run.get("schema") not in (None, SCHEMA):
         raise OpbenchError(f"{where}: schema {run.get('schema')!r} is not {SCHEMA!r}; not an opbench result file")
-    errors = sorted(_validator().iter_errors(run), key=lambda e: list(e.absolute_path))
+    errors = [
+        (f"at {'/'.join(map(str, e.absolute_path)) or '(top level)'}", short(e.message))
+        for e in sorted(_validator().iter_errors(run), key=lambda e: list(e.absolute_path))
+    ]
+    if not errors:
+        errors = _impossible_numbers(run)
     if errors:
-        lines = [f"  at {'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:10]]
+        lines = [f"  {at}: {message}" for at, message in errors[:10]]
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
         raise OpbenchError(f"{where}: not a valid opbench result file ({SCHEMA}):\n" + "\n".join(lines) + more)
     return run  # type: ignore[return-value]
+
+
+def _impossible_numbers(run: dict) -> list[tuple[str, str]]:
+    """What the schema cannot say: every median and sample a positive finite number of seconds, and one result per
+    (case, backend) in a run (a second copy would silently replace the first)."""
+    errors, seen = [], {}
+    for i, result in enumerate(run["results"]):
+        key = (result["case"], result["backend"])
+        if key in seen:
+            errors.append((f"at results/{i}", f"{key[0]} on {key[1]} is listed twice (first at results/{seen[key]})"))
+        seen.setdefault(key, i)
+        timed = result.get("stats") or {}
+        values = [timed.get("median_s"), *timed.get("samples_s", ())]
+        bad = [v for v in values if v is not None and not (math.isfinite(v) and v > 0)]
+        if bad:
+            errors.append(
+                (f"at results/{i}/stats", f"{len(bad)} timing(s) not a positive finite number (e.g. {bad[0]})")
+            )
+    return errors
 
 
 def write_run(run: Run, results_dir: Path | str = DEFAULT_DIR) -> Path:
@@ -298,16 +329,65 @@ def write_run(run: Run, results_dir: Path | str = DEFAULT_DIR) -> Path:
     return path
 
 
+JOURNAL = ".partial.jsonl"  # a run in progress: its header, then one result per line as each case finishes
+
+
+class Journal:
+    """A run written as it goes (asv writes a result per benchmark): the run's header at its start, then each
+    result as it finishes, flushed to disk. A run that is killed (SIGKILL, a crash, a full disk at the end) leaves
+    its journal, which load_run reads as a run marked interrupted; a run that ends well replaces it with its file."""
+
+    def __init__(self, header: Run, results_dir: Path | str):
+        folder = Path(results_dir) / header.device.slug
+        folder.mkdir(parents=True, exist_ok=True)
+        self.header = header
+        self.path = folder / f"{header.run_id}{JOURNAL}"
+        self._write(json.dumps(validate(header.to_json(), "result to write")), "w")
+
+    def append(self, result: Result) -> None:
+        self._write(json.dumps(result.to_json()), "a")
+
+    def _write(self, line: str, mode: str) -> None:
+        with self.path.open(mode, encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def load_run(path: Path | str) -> Run:
+    path = Path(path)
+    if path.name.endswith(JOURNAL):
+        return _load_journal(path)
     return Run.from_json(validate(read_json(path, "result file"), str(path)))
 
 
+def _load_journal(path: Path) -> Run:
+    """The results a killed run finished, as a run whose protocol says it was interrupted (a torn last line, the
+    case in flight when it was killed, is left out)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header = json.loads(lines[0])
+        results = []
+        for line in lines[1:]:
+            with contextlib.suppress(ValueError):
+                results.append(json.loads(line))
+    except (OSError, ValueError, IndexError) as exc:
+        raise OpbenchError(f"{path}: not a readable journal of a run ({short(str(exc))})") from exc
+    header["results"] = results
+    header["protocol"] = {**header.get("protocol", {}), "interrupted": "the run was killed; finished cases only"}
+    return Run.from_json(validate(header, str(path)))
+
+
 def result_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Every *.json under the given folders (recursively), plus the files given directly."""
+    """Every *.json (and journal of a killed run) under the given folders, recursively, plus the files given."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*.json") if not f.name.startswith(".")))
+            found = [*p.rglob("*.json"), *p.rglob(f"*{JOURNAL}")]
+            files.extend(sorted(f for f in found if not f.name.startswith(".")))
         elif p.exists():
             files.append(p)
         else:
