@@ -183,7 +183,7 @@ SCOPES = "pkg.torch.onnx.name_scopes"  # written on every node by the dynamo exp
 COMPUTE_OPS = {"Conv", "FusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
 # exported ops that ORT fuses into the Conv / MatMul before them
 FUSABLE_OPS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh", "Gelu", "Add", "Sum"}
-FUSABLE_OPS |= {"BatchNormalization"}
+FUSABLE_OPS |= {"BatchNormalization", "Mul"}  # Mul: a layer scale or an attention scale folded into the weights
 
 
 def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> list[OpRow]:
