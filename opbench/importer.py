@@ -320,18 +320,13 @@ def _compute_unit(
 def _from_json(
     file: Path, exported: dict, units: DeviceUnits | None, backend: str | None, problems: Problems
 ) -> tuple[list[Result], dict]:
-    run = validate(read_json(file), str(file))  # the schema: positive medians, known statuses, types
+    run = validate(read_json(file), str(file))  # the schema and the numbers: positive timings, no case twice
     entries = {e["case"]: e for e in exported.get("entries", [])}
-    results, seen = [], {}
+    results = []
     for index, data in enumerate(run["results"]):
         result = Result.from_json(data)
         where = f"results[{index}]"
-        key = (result.case, result.backend)
         entry = entries.get(result.case)
-        if key in seen:
-            problems.add(where, f"{result.case} on {result.backend} is listed twice (first at {seen[key]})")
-            continue
-        seen[key] = where
         if entry is None:
             problems.add(where, f"unknown case {result.case!r}: not in the manifest ({len(entries)} cases)")
             continue
