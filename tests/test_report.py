@@ -7,12 +7,12 @@ import functools
 import json
 import subprocess
 import sys
-from html import escape
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from builders import all_results, device, make_run, result, write
+from markupsafe import escape
 from torch import nn
 
 from opbench.case import make_case
@@ -72,11 +72,12 @@ def test_full_report_has_every_section_figure_and_table(full_report: Path):
     html = read(full_report)
     for anchor in ("summary-matrix", "obs1", "obs2", "obs3", "obs4", "overhead", "cross", "published", "environment"):
         assert f'id="{anchor}"' in html
-    comparisons = sum(len(p.comparisons) for p in plans("default").values())
+    measured = ("obs1", "obs2", "obs3", "obs4", "overhead")  # the fixture's suites; the models have no result
+    comparisons = sum(len(p.comparisons) for key, p in plans("default").items() if key in measured)
     assert html.count('<img src="data:image/png;base64,') == comparisons + 1  # + the kernel sweep
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing to fetch
     for suite in suites().values():
-        assert suite.title in html and suite.claim in html
+        assert escape(suite.title) in html and escape(suite.claim) in html
         for threshold in suite.thresholds:
             assert threshold.key in html
     cross = html.split('id="cross"')[1].split('id="published"')[0]
@@ -84,8 +85,9 @@ def test_full_report_has_every_section_figure_and_table(full_report: Path):
     for name in ("results", "verdicts", "comparisons", "cross_backend", "environment", "published"):
         assert (full_report.parent / f"{name}.csv").exists()
     verdicts = pd.read_csv(full_report.parent / "verdicts.csv")
-    assert len(verdicts) == 3 * 2 + 1  # obs1-3 per pair, obs4 across both
-    assert (verdicts["status"] != "not measured").all()
+    assert len(verdicts) == 3 * 2 + 1 + 2  # obs1-3 per pair, obs4 across both, models per pair
+    assert set(verdicts[verdicts["suite"] == "models"]["status"]) == {"not measured"}  # no model in the fixture
+    assert (verdicts[verdicts["suite"] != "models"]["status"] != "not measured").all()
     obs4 = verdicts[verdicts["suite"] == "obs4"].iloc[0]
     assert obs4["device"] == "(all pairs)" and "needs another backend" not in obs4["explanation"]
 
@@ -100,8 +102,9 @@ def test_metric_and_cases_tables_carry_numbers_and_case_ids(full_report: Path):
     html = read(full_report)
     assert "obs1/patch_embed/deit_k16s16/c384" in html and "1x3x224x224" in html
     comparisons = pd.read_csv(full_report.parent / "comparisons.csv")
-    assert comparisons["value_low"].notna().any() and set(comparisons["suite"]) == {"obs1", "obs2", "obs3", "obs4"}
-    supporting = comparisons[comparisons["role"] == "supporting"]
+    assert comparisons["value_low"].notna().any()
+    assert set(comparisons["suite"]) == {"obs1", "obs2", "obs3", "obs4", "models"}
+    supporting = comparisons[(comparisons["role"] == "supporting") & (comparisons["suite"] != "models")]
     assert len(supporting) and supporting["value"].notna().all()  # comparisons no rule uses are quantified too
 
 
