@@ -66,7 +66,9 @@ def test_report_opens_from_disk_with_images_no_console_errors_and_escaped_names(
     assert MARKUP_DEVICE.split(" $")[0] in header
     assert browser.execute_script("return document.querySelectorAll('#summary-matrix b, main script').length") == 0
     rows = matrix.find_elements(By.CSS_SELECTOR, "tbody tr")
-    assert [r.find_element(By.TAG_NAME, "th").text.split(".")[0] for r in rows] == ["Obs 1", "Obs 2", "Obs 3", "Obs 4"]
+    assert [r.find_element(By.TAG_NAME, "th").text.split(".")[0] for r in rows] == [
+        *("Obs 1", "Obs 2", "Obs 3", "Obs 4", "Whole models: the papers' headline claims")
+    ]
     assert all(len(r.find_elements(By.CSS_SELECTOR, "td .badge")) == 2 for r in rows)
 
     images = browser.execute_script(

@@ -252,7 +252,7 @@ def test_fmt_marks_point_estimates_and_shares():
 
 def test_every_observation_has_a_rule_and_its_thresholds_exist():
     observations = [s for s in suites().values() if s.claim]
-    assert [s.key for s in observations] == ["obs1", "obs2", "obs3", "obs4"]
+    assert [s.key for s in observations] == ["obs1", "obs2", "obs3", "obs4", "models"]
     for suite in observations:
         assert suite.rule is not None and suite.rule.text
         assert suite.thresholds and all(t.key.startswith(suite.key + ".") for t in suite.thresholds)
