@@ -140,9 +140,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def add_report(sub) -> None:
     p = sub.add_parser(
         "report",
-        help="judge the four observations and write reports/index.html with its CSV tables",
+        help="judge every suite with a rule and write reports/index.html with its CSV tables",
         description="Read result files (measured runs, imported device runs, published reference numbers), decide "
-        "each observation's verdict per (device, backend), and write one self-contained HTML report (figures "
+        "each suite's verdict per (device, backend), and write one self-contained HTML report (figures "
         "inline, opens from disk) plus the tables behind it as CSV in the same folder.",
     )
     p.add_argument(
