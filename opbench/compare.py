@@ -156,7 +156,7 @@ def compare_results(a: Result, b: Result, factor: float = DEFAULT_FACTOR, alpha:
     if sa is None or sb is None:
         row |= {"basis": f"medians only: {'beyond' if beyond else within}", "significant": beyond}
     else:
-        p = float(scipy_stats.mannwhitneyu(sa, sb, alternative="two-sided").pvalue)
+        p = float(scipy_stats.mannwhitneyu(a.stats.samples_s, b.stats.samples_s, alternative="two-sided").pvalue)
         apart = ma.high < mb.low or mb.high < ma.low
         evidence = "intervals apart" if apart else ("rank test" if p < alpha else "intervals overlap, p >= alpha")
         row |= {

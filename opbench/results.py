@@ -31,7 +31,8 @@ from opbench.files import atomic_write_text, read_json
 if TYPE_CHECKING:
     from opbench.case import Case
 
-SCHEMA = "opbench-results/1"
+SCHEMA = "opbench-results/2"  # 2: samples per pass (stats.passes_s); 1: one block of samples (stats.samples_s)
+SCHEMAS = ("opbench-results/1", SCHEMA)  # the versions that load; a schema-1 result is one pass
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 DEFAULT_DIR = Path("device_results")
 SOFTWARE = ("torch", "onnxruntime", "onnx", "onnxscript", "coremltools", "numpy", "pytest-benchmark")
@@ -85,7 +86,10 @@ def software_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Stats:
-    """Per-call latency statistics in seconds, raw samples kept (an imported number may be a median alone)."""
+    """Per-call latency statistics in seconds, raw samples kept per pass (an imported number may be a median alone).
+
+    With several passes, median_s is the mean of the passes' medians (stats.center: what verdicts and compare use);
+    the other statistics are over every sample."""
 
     median_s: float
     mean_s: float | None = None
@@ -95,14 +99,16 @@ class Stats:
     stddev_s: float | None = None
     rounds: int | None = None
     iterations: int | None = None
-    samples_s: tuple[float, ...] = ()
+    passes_s: tuple[tuple[float, ...], ...] = ()
 
     @classmethod
-    def from_samples(cls, samples_s: Iterable[float], iterations: int | None = None) -> Stats:
-        data = np.asarray(list(samples_s), dtype=float)
-        q1, median, q3 = np.percentile(data, [25, 50, 75])
+    def from_passes(cls, passes_s: Iterable[Iterable[float]], iterations: int | None = None) -> Stats:
+        passes = tuple(tuple(float(f"{x:.5g}") for x in p) for p in passes_s)  # 5 significant digits: below noise
+        passes = tuple(p for p in passes if p)
+        data = np.concatenate([np.asarray(p) for p in passes])
+        q1, q3 = np.percentile(data, [25, 75])
         return cls(
-            median_s=float(median),
+            median_s=stats.center(passes),
             mean_s=float(data.mean()),
             min_s=float(data.min()),
             max_s=float(data.max()),
@@ -110,26 +116,37 @@ class Stats:
             stddev_s=float(data.std(ddof=1)) if data.size > 1 else 0.0,
             rounds=int(data.size),
             iterations=iterations,
-            samples_s=tuple(float(f"{x:.5g}") for x in data),  # 5 significant digits: far below timer noise
+            passes_s=passes,
         )
 
+    @classmethod
+    def from_samples(cls, samples_s: Iterable[float], iterations: int | None = None) -> Stats:
+        """One pass."""
+        return cls.from_passes([samples_s], iterations)
+
     @property
-    def samples(self) -> tuple[float, ...] | None:
-        """The raw samples when there are enough to bootstrap (stats.usable decides), else None."""
-        return self.samples_s if stats.usable(self.samples_s) is not None else None
+    def samples_s(self) -> tuple[float, ...]:
+        """Every sample, pass after pass."""
+        return tuple(x for p in self.passes_s for x in p)
+
+    @property
+    def samples(self) -> tuple[tuple[float, ...], ...] | None:
+        """The raw samples per pass when there are enough to bootstrap (stats.usable decides), else None."""
+        return self.passes_s if stats.usable(self.passes_s) is not None else None
 
     def to_json(self) -> dict:
-        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-        data["samples_s"] = list(self.samples_s)
-        if not self.samples_s:
-            del data["samples_s"]
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "passes_s"}
+        if self.passes_s:
+            data["passes_s"] = [list(p) for p in self.passes_s]
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> Stats:
+        """Schema 2's passes_s, or schema 1's samples_s as one pass."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["samples_s"] = tuple(data.get("samples_s") or ())
+        passes = data.get("passes_s") or ([data["samples_s"]] if data.get("samples_s") else [])
+        values["passes_s"] = tuple(tuple(p) for p in passes if p)
         return cls(**values)
 
 
@@ -275,8 +292,10 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 def validate(run: object, where: str) -> dict:
     """The run if it matches the schema; else OpbenchError naming `where`, the field and the problem."""
-    if isinstance(run, dict) and run.get("schema") not in (None, SCHEMA):
-        raise OpbenchError(f"{where}: schema {run.get('schema')!r} is not {SCHEMA!r}; not an opbench result file")
+    if isinstance(run, dict) and run.get("schema") not in (None, *SCHEMAS):
+        raise OpbenchError(
+            f"{where}: schema {run.get('schema')!r} is not one of {', '.join(SCHEMAS)}; not an opbench result file"
+        )
     errors = sorted(_validator().iter_errors(run), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  at {'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:10]]

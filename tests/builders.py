@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from opbench import stats
 from opbench.case import Case
 from opbench.results import Device, Result, Run, Stats, new_run, slugify, write_run
 from opbench.suite import plans
@@ -24,14 +26,23 @@ def samples(median_s: float, n: int = 60, spread: float = 0.01, seed: int | None
     return tuple(float(x) for x in median_s * np.exp(rng.normal(0.0, spread, n)))
 
 
-def measured(plan_key: str, latency: Callable[[Case], float | None], spread: float = 0.01) -> dict[str, Measured]:
-    """Measured data for every case of an observation's default plan; latency(case) None leaves a case out."""
+def in_passes(medians_s: Sequence[float], n: int = 30, spread: float = 0.01) -> Measured:
+    """Samples of one case in passes of one run, each pass around its own median (drift between passes)."""
+    passes = tuple(samples(m, n=n, spread=spread) for m in medians_s)
+    return Measured("", "ok", samples=passes, median_s=stats.center(passes), macs=MACS)
+
+
+def measured(
+    plan_key: str, latency: Callable[[Case], float | None], spread: float = 0.01, passes: int = 1
+) -> dict[str, Measured]:
+    """Measured data for every case of an observation's default plan; latency(case) None leaves a case out.
+    With several passes every pass has the same median (a steady machine)."""
     data = {}
     for case in plans("default", [plan_key])[plan_key].cases:
         t = latency(case)
         if t is not None:
-            s = samples(t, spread=spread)
-            data[case.id] = Measured(case.id, "ok", samples=s, median_s=float(np.median(s)), macs=MACS)
+            m = in_passes([t] * passes, n=60 if passes == 1 else 30, spread=spread)
+            data[case.id] = dataclasses.replace(m, case=case.id)
     return data
 
 
