@@ -53,10 +53,8 @@ def check(case: Case, prepared: Prepared, precision: str) -> Check:
     return Check(err, tolerance, bool(err <= tolerance))
 
 
-def measure(
-    case: Case, backend: Backend, config: RunConfig, timer: Callable[[Callable[[], object]], object]
-) -> Outcome:
-    """Prepare the case on the backend, check it, and hand the bound call to the timer (pytest-benchmark)."""
+def prepare(case: Case, backend: Backend, config: RunConfig) -> Outcome:
+    """Prepare the case on the backend and check it against eager: ok (ready to time), unsupported or failed."""
     try:
         prepared = backend.prepare(case, config)
     except UnsupportedCase as exc:
@@ -68,6 +66,22 @@ def measure(
             f"> tolerance {result.tolerance:.3g} ({backend.precision})"
         )
         return Outcome("failed", reason, result, prepared)
-    with prepared.context():
-        timer(prepared.run)
     return Outcome("ok", check=result, prepared=prepared)
+
+
+def time_pass(outcome: Outcome, timer: Callable[[Callable[[], object]], object]) -> None:
+    """Hand a checked case's bound call to the timer (pytest-benchmark), inside its context; once per pass."""
+    if outcome.status != "ok" or outcome.prepared is None:
+        raise ValueError(f"only a checked case is timed, not a {outcome.status} one")
+    with outcome.prepared.context():
+        timer(outcome.prepared.run)
+
+
+def measure(
+    case: Case, backend: Backend, config: RunConfig, timer: Callable[[Callable[[], object]], object]
+) -> Outcome:
+    """Prepare, check, and time once: the whole path for one (case, backend)."""
+    outcome = prepare(case, backend, config)
+    if outcome.status == "ok":
+        time_pass(outcome, timer)
+    return outcome

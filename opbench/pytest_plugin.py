@@ -1,15 +1,24 @@
-"""The opbench pytest plugin: options, case x backend parametrization, and one result file per run.
+"""The opbench pytest plugin: options, case x backend x pass parametrization, the order items run in, and one
+result file per run.
 
 Timing is pytest-benchmark's; this plugin only chooses what to time, checks it first (measure.py),
 labels it (group, extra_info, machine info) and writes what was measured to device_results/.
+
+Passes (--opbench-passes N): every (case, backend) runs N times, in interleaved order: pass 1 of every selected
+(case, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh by pytest-benchmark, and
+the samples of every pass land in one Result. Within a pass the two sides of each comparison run back to back
+(Plan.run_order, per backend), reversed in every other pass, so each side goes first as often as the other.
+A case is prepared (exported, compiled, checked) once per process, in its first pass.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import pytest
 
+from opbench import allocator
 from opbench import measure as measuring
 from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
@@ -17,7 +26,7 @@ from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
 from opbench.results import DEFAULT_DIR, Result, Stats, device_info, new_run, software_versions, write_run
 from opbench.shapes import GRIDS
-from opbench.suite import parse_suites, select_cases
+from opbench.suite import get_suite, parse_suites, select_cases
 
 STATE = pytest.StashKey["RunState"]()
 
@@ -31,7 +40,10 @@ class RunState:
     suites: list[str] | None  # None: every suite
     device_name: str | None
     results_dir: str
-    results: list[Result] = field(default_factory=list)
+    passes: int = 1  # 1 when nothing is timed (--benchmark-disable)
+    results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
+    samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
+    prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # until its last pass
     unavailable: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
     written: str | None = None
@@ -57,6 +69,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "others listed with their reason in the result file (default: %(default)s)",
     )
     group.addoption("--opbench-threads", type=int, default=1, help="intra-op threads for every backend (default: 1)")
+    group.addoption(
+        "--opbench-passes",
+        type=int,
+        default=1,
+        help="run every (case, backend) this many times in interleaved passes (pass 1 of all, then pass 2, ...), "
+        "each timed for --benchmark-max-time; the samples of each pass are kept (default: %(default)s; "
+        "pyproject.toml's addopts sets the protocol's)",
+    )
     group.addoption("--opbench-device", default=None, help="name of this device (default: the processor's brand)")
     group.addoption(
         "--opbench-results-dir", default=str(DEFAULT_DIR), help="where result files go (default: %(default)s)"
@@ -85,6 +105,10 @@ def pytest_configure(config: pytest.Config) -> None:
     threads = config.getoption("opbench_threads")
     if threads < 1:
         raise pytest.UsageError(f"--opbench-threads must be 1 or more, got {threads}")
+    passes = config.getoption("opbench_passes")
+    if passes < 1:
+        raise pytest.UsageError(f"--opbench-passes must be 1 or more, got {passes}")
+    timing = not config.getoption("benchmark_disable", False)
     spec = config.getoption("opbench_backends")
     try:
         backends = parse_backends(spec)
@@ -103,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         suites=suites,
         device_name=config.getoption("opbench_device"),
         results_dir=config.getoption("opbench_results_dir"),
+        passes=passes if timing else 1,
         report=config.getoption("opbench_report_out") if config.getoption("opbench_report") else None,
         only_available=spec.strip() == "all",
     )
@@ -110,11 +135,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclass(frozen=True)
 class CaseRun:
-    """One (case, backend) pair of the parametrization; measure() is all a case module calls."""
+    """One pass of one (case, backend) pair of the parametrization; measure() is all a case module calls."""
 
     case: Case
     backend: str
     state: RunState = field(repr=False, compare=False)
+    pass_index: int = 1  # 1-based
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.case.id, self.backend)
+
+    @property
+    def id(self) -> str:
+        return f"{self.case.id}-{self.backend}" + (f"-pass{self.pass_index}" if self.state.passes > 1 else "")
 
     def measure(self, benchmark) -> None:
         try:
@@ -122,27 +156,49 @@ class CaseRun:
         except BackendUnavailable as exc:
             self.state.unavailable[self.backend] = str(exc)
             pytest.skip(str(exc))
+        passes = self.state.passes
         benchmark.group = self.case.group
-        benchmark.name = f"{self.case.id} [{self.backend}]"
+        which = f" pass {self.pass_index}/{passes}" if passes > 1 else ""
+        benchmark.name = f"{self.case.id} [{self.backend}]{which}"
         benchmark.extra_info.update(
             case=self.case.id,
             backend=backend.name,
             threads=self.state.config.threads,
             precision=backend.precision,
             macs=self.case.costs.macs,
+            **({"pass": self.pass_index} if passes > 1 else {}),
         )
         self.state.software.update(backend.versions())
-        outcome = measuring.measure(self.case, backend, self.state.config, benchmark)
+        first = self.key not in self.state.prepared
+        if first:
+            self.state.prepared[self.key] = measuring.prepare(self.case, backend, self.state.config)
+        outcome = self.state.prepared[self.key]
+        if self.pass_index == passes:  # free the artifact after its last pass
+            del self.state.prepared[self.key]
         if outcome.check:
             benchmark.extra_info["check"] = outcome.check.to_json()
-        self.state.results.append(self._record(backend, outcome, benchmark))
+        iterations = None
+        if outcome.status == "ok":
+            measuring.time_pass(outcome, benchmark)
+            if (timed := timed_samples(benchmark)) is not None:
+                samples, iterations = timed
+                self.state.samples.setdefault(self.key, []).append(samples)
+        self.state.results[self.key] = self._record(backend, outcome, iterations)
+        again = "" if first else " (since its first pass)"
         if outcome.status == "unsupported":
-            pytest.skip(f"unsupported on {backend.name}: {outcome.reason}")
+            pytest.skip(f"unsupported on {backend.name}{again}: {outcome.reason}")
         if outcome.status == "failed":
+            if not first:
+                pytest.skip(f"failed in its first pass: {outcome.reason}")
             pytest.fail(outcome.reason, pytrace=False)
 
-    def _record(self, backend, outcome: measuring.Outcome, benchmark) -> Result:
+    def _record(self, backend, outcome: measuring.Outcome, iterations: int | None) -> Result:
+        """The result of every pass so far (iterations: calls per round, the most over passes)."""
         prepared = outcome.prepared
+        passes = self.state.samples.get(self.key)
+        previous = self.state.results.get(self.key)
+        if previous is not None and previous.stats and previous.stats.iterations:
+            iterations = max(iterations or 0, previous.stats.iterations)
         return Result.for_case(
             self.case,
             backend.name,
@@ -156,18 +212,18 @@ class CaseRun:
             cache_hit=prepared.cache_hit if prepared else None,
             info=prepared.info if prepared else {},
             check=outcome.check,
-            stats=timed_stats(benchmark),
+            stats=Stats.from_passes(passes, iterations) if passes else None,
         )
 
 
-def timed_stats(benchmark) -> Stats | None:
-    """The raw per-call samples, read through pytest-benchmark's own export (what --benchmark-json writes);
-    None when nothing was timed (--benchmark-disable, or the case was never handed to the timer)."""
+def timed_samples(benchmark) -> tuple[list[float], int] | None:
+    """This pass's raw per-call samples and calls per round, read through pytest-benchmark's own export (what
+    --benchmark-json writes); None when nothing was timed (--benchmark-disable, or no call reached the timer)."""
     metadata = getattr(benchmark, "stats", None)
     if not metadata:
         return None
     timed = metadata.as_dict(include_data=True)["stats"]
-    return Stats.from_samples(timed["data"], timed["iterations"])
+    return list(timed["data"]), timed["iterations"]
 
 
 @pytest.fixture
@@ -190,13 +246,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except OpbenchError as exc:
         raise pytest.UsageError(f"{metafunc.module.__name__}: {exc}") from exc
     backends = state.runnable_backends()
-    runs = [CaseRun(c, b, state) for c in cases for b in backends]
-    metafunc.parametrize("opbench_case", runs, ids=[f"{r.case.id}-{r.backend}" for r in runs], indirect=True)
+    runs = [CaseRun(c, b, state, k) for k in range(1, state.passes + 1) for c in cases for b in backends]
+    metafunc.parametrize("opbench_case", runs, ids=[r.id for r in runs], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Check --opbench-suites against the registry (users' case modules register their suites when collected),
-    then deselect case modules left with no case (instead of an 'empty parameter set' skip)."""
+    deselect case modules left with no case (instead of an 'empty parameter set' skip), then put the cases in the
+    order passes run them (run_order)."""
     state = config.stash.get(STATE, None)
     if state is not None and state.suites is not None:
         try:
@@ -212,6 +269,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
+    if state is not None:
+        items[:] = run_order(items, state)
+        timing = not config.getoption("benchmark_disable", False)
+        if timing and any(map(_case_run, items)) and (message := allocator.warning(allocator.configuration())):
+            warnings.warn(message, UserWarning, stacklevel=1)
+
+
+def _case_run(item: pytest.Item) -> CaseRun | None:
+    param = getattr(getattr(item, "callspec", None), "params", {}).get("opbench_case")
+    return param if isinstance(param, CaseRun) else None
+
+
+def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
+    """Other items first, as collected; then pass after pass, each pass by suite (as collected), backend and the
+    suite's Plan.run_order, reversed within each (suite, backend) in every even pass (so the two sides of a
+    comparison take turns going first, and no case runs two passes back to back at a pass boundary)."""
+    runs = [(item, run) for item in items if (run := _case_run(item)) is not None]
+    suites = list(dict.fromkeys(run.case.suite for _, run in runs))
+    rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in suites}
+    backends = list(dict.fromkeys(run.backend for _, run in runs))
+
+    def position(run: CaseRun) -> tuple:
+        within = rank[run.case.suite].get(run.case.id, -1) * (1 if run.pass_index % 2 else -1)
+        return (run.pass_index, suites.index(run.case.suite), backends.index(run.backend), within)
+
+    others = [item for item in items if _case_run(item) is None]
+    return others + [item for item, run in sorted(runs, key=lambda r: position(r[1]))]
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -227,9 +311,16 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write the run's result file if anything was timed (not with --benchmark-disable)."""
     state = session.config.stash.get(STATE, None)
-    if state is None or not any(r.stats for r in state.results):
+    if state is None or not any(r.stats for r in state.results.values()):
         return
-    protocol = {"threads": state.config.threads, "grid": state.grid, "timer": "time.perf_counter"}
+    protocol = {
+        "threads": state.config.threads,
+        "grid": state.grid,
+        "timer": "time.perf_counter",
+        "passes": state.passes,
+        "order": "interleaved passes; a comparison's sides back to back; every other pass reversed",
+        "allocator": allocator.configuration(),
+    }
     for option, kind in (
         ("warmup", str),
         ("warmup_iterations", int),
@@ -241,7 +332,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         protocol[option] = None if value is None else kind(value)
     run = new_run(
         device_info(state.device_name),
-        state.results,
+        list(state.results.values()),
         "pytest-benchmark",
         protocol,
         software=state.software,
@@ -261,10 +352,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None or not (state.results or state.unavailable):
         return
-    counts = {s: sum(r.status == s for r in state.results) for s in ("ok", "unsupported", "failed")}
+    counts = {s: sum(r.status == s for r in state.results.values()) for s in ("ok", "unsupported", "failed")}
     terminalreporter.section("opbench")
-    terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items()))
-    for r in state.results:
+    passes = f" ({state.passes} passes each)" if state.passes > 1 else ""
+    terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items()) + passes)
+    for r in state.results.values():
         if r.status != "ok":
             terminalreporter.write_line(f"{r.status}: {r.case} on {r.backend}: {r.reason[:300]}")
     for name, reason in state.unavailable.items():
