@@ -46,12 +46,19 @@ def measured(
     return data
 
 
-def result(case: Case, backend: str, median_s: float | None, status: str = "ok", spread: float = 0.02) -> Result:
+def result(
+    case: Case,
+    backend: str,
+    median_s: float | None,
+    status: str = "ok",
+    spread: float = 0.02,
+    passes: Sequence[float] = (1.0,),
+) -> Result:
     """One result as the plugin records it (median_s None: unsupported, no stats), without counting MACs (that
-    runs the module): every constructed case has MACS."""
+    runs the module): every constructed case has MACS. `passes`: each pass's median as a multiple of median_s."""
     stats = None
     if status == "ok" and median_s is not None:
-        stats = Stats.from_samples(samples(median_s, n=40, spread=spread))
+        stats = Stats.from_passes([samples(median_s * f, n=40 // len(passes), spread=spread) for f in passes])
     return Result(
         case=case.id,
         suite=case.suite,

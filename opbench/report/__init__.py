@@ -21,7 +21,7 @@ from opbench.files import atomic_write_text
 from opbench.report import build as building
 from opbench.report import figures
 from opbench.results import DEFAULT_DIR
-from opbench.verdict import STATUS_LABELS, Row, fmt
+from opbench.verdict import STATUS_LABELS, Row, Verdict, fmt, passes_text
 
 DEFAULT_OUT = Path("reports/index.html")
 CSV_TABLES = {
@@ -100,6 +100,14 @@ def _cell_keys(v, t, across: bool) -> list[str]:
     return [v.key_text]
 
 
+def _passes_view(v: Verdict | None) -> dict:
+    """The verdict each pass alone gives, as marks (✓ ✓ ✗) and as words; empty with fewer than two passes."""
+    if v is None or not v.by_pass:
+        return {"marks": "", "text": "", "agree": True}
+    marks = " ".join(STATUS_MARK[s] for s in v.by_pass)
+    return {"marks": marks, "text": passes_text(v.by_pass), "agree": v.passes_agree}
+
+
 def _row_view(row: Row | None) -> dict:
     if row is None:
         return {"text": "-", "status": "", "mark": "", "title": ""}
@@ -165,7 +173,11 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
                 "suite": suite,
                 "anchor": key,
                 "verdicts": [
-                    {"v": v, "anchor": _anchor(key, v.target.device, v.target.backend) if v.target else key}
+                    {
+                        "v": v,
+                        "anchor": _anchor(key, v.target.device, v.target.backend) if v.target else key,
+                        "passes": _passes_view(v),
+                    }
                     for v in report.verdicts.get(key, [])
                 ],
                 "thresholds": suite.thresholds,
@@ -196,6 +208,7 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
                     "key_label": suite.rule.cell_label if across else (v.key_label if v else ""),
                     "needs_another": across and v is not None and v.status == "inconclusive" and len(v.by_target) < 2,
                     "anchor": key if across else _anchor(key, t.device, t.backend),
+                    "passes": _passes_view(v),
                 }
             )
         summary.append({"suite": suite, "cells": cells})
