@@ -7,10 +7,13 @@ says nothing about that drift. So a set's latency is the mean of its passes' med
 replicate first resamples the passes (with replacement), then the samples within each chosen pass. With one pass
 (a schema-1 file, or --opbench-passes 1) this is the ordinary percentile bootstrap of the median.
 
-Sample sets are independent of each other, so each set's replicate medians are drawn once (seeded by the samples
-themselves, cached) and a statistic of several medians is computed replicate by replicate: a ratio pairs replicate i
-of the candidate with replicate i of the baseline, and a set used twice (a shared baseline) uses the same draws both
-times, keeping the correlation. Two sets with identical samples count as one measurement.
+Each set's replicates are drawn once (cached) and a statistic of several sets is computed replicate by replicate: a
+ratio pairs replicate i of the candidate with replicate i of the baseline, and a set used twice (a shared baseline)
+uses the same draws both times, keeping the correlation. Sets whose passes line up (one run: pass k of every case ran
+in the same minutes) draw the same passes in each replicate, so drift that moved both sides of a ratio in a pass
+cancels, as it did in the measurement, and the interval carries how much the ratio itself moves from pass to pass;
+sets from different runs draw their passes independently. Within a pass, every set draws its own samples (seeded by
+the samples themselves). Two sets with identical samples count as one measurement.
 
 A result with only a median (an imported device number) gives a point estimate with no interval.
 """
@@ -86,8 +89,9 @@ def center(passes: tuple[tuple[float, ...], ...]) -> float:
 
 
 @functools.lru_cache(maxsize=8192)
-def _replicates(passes: tuple[tuple[float, ...], ...]) -> np.ndarray:
+def _replicates(passes: tuple[tuple[float, ...], ...], paired: bool) -> np.ndarray:
     """RESAMPLES bootstrap replicates of center(): resample the passes, then the samples within each chosen pass.
+    `paired`: the passes drawn depend only on how many there are, so every set of a run draws the same ones.
 
     The second stage needs no drawing of samples: the median of n values resampled from a pass is the sorted pass
     at the order statistics of n uniforms, and the k-th of those is Beta(k, n+1-k) (for an even n the next one is
@@ -97,7 +101,8 @@ def _replicates(passes: tuple[tuple[float, ...], ...]) -> np.ndarray:
     sizes = np.array([p.size for p in ordered])
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rng = np.random.default_rng([SEED, zlib.crc32(flat.tobytes())])
-    chosen = rng.integers(0, len(passes), size=(RESAMPLES, len(passes)))
+    draw_passes = np.random.default_rng([SEED, len(passes)]) if paired else rng
+    chosen = draw_passes.integers(0, len(passes), size=(RESAMPLES, len(passes)))
     n, start = sizes[chosen], offsets[chosen]
     k = (n + 1) // 2  # the lower median's rank (1-based)
     u = rng.beta(k, n + 1 - k)
@@ -127,8 +132,9 @@ def of_medians(
 
     `statistic` receives the medians (one array per sample set, broadcastable) and returns the value, e.g. the
     geometric mean of several ratios of medians. If any set has no usable samples, the statistic of the given
-    medians is a point estimate. `by_pass`: the sets' passes line up (measured in the same run), so the statistic
-    on each pass alone is meaningful and is kept in Estimate.passes (when every set has the same two or more passes).
+    medians is a point estimate. `by_pass`: the sets' passes line up (measured in the same run): when every set has
+    the same two or more passes, each replicate draws the same passes for all sets, and the statistic on each pass
+    alone is kept in Estimate.passes.
     """
     data = [usable(s) for s in samples]
     if any(d is None for d in data):
@@ -136,12 +142,13 @@ def of_medians(
         if any(v is None for v in values):
             raise ValueError("every sample set needs samples or a median")
         return Estimate(float(statistic([np.asarray(v) for v in values])))
-    value = float(statistic([np.asarray(center(d)) for d in data]))
-    low, high = _interval(statistic([_replicates(d) for d in data]), confidence)
-    per_pass: tuple[float, ...] = ()
     counts = {len(d) for d in data}
-    if by_pass and len(counts) == 1 and (n := counts.pop()) >= 2:
-        per_pass = tuple(float(statistic([np.asarray(np.median(d[k])) for d in data])) for k in range(n))
+    paired = by_pass and len(counts) == 1 and min(counts) >= 2
+    value = float(statistic([np.asarray(center(d)) for d in data]))
+    low, high = _interval(statistic([_replicates(d, paired) for d in data]), confidence)
+    per_pass: tuple[float, ...] = ()
+    if paired:
+        per_pass = tuple(float(statistic([np.asarray(np.median(d[k])) for d in data])) for k in range(min(counts)))
     return Estimate(value, low, high, per_pass)
 
 

@@ -44,6 +44,19 @@ def test_of_medians_matches_the_ratio_of_two_medians():
     assert joint.low < 2.0 < joint.high
 
 
+def test_drift_shared_by_both_sides_of_a_ratio_cancels_when_their_passes_line_up():
+    drift = [1.0, 1.3, 0.8]  # the machine's speed in each pass of one run
+    baseline = [samples(1e-3 * d, n=50) for d in drift]
+    candidate = [samples(1.1e-3 * d, n=50) for d in drift]
+    paired = stats.ratio(candidate, baseline)
+    assert 1.05 < paired.low < 1.1 < paired.high < 1.15
+    assert paired.passes == pytest.approx([1.1] * 3, rel=0.02)
+    latency = stats.median(baseline)  # one set alone carries the drift
+    assert latency.low < 0.9e-3 and latency.high > 1.2e-3
+    apart = stats.ratio(candidate, baseline, by_pass=False)  # as if from two runs: passes drawn independently
+    assert apart.low < 1.0 and apart.high > 1.3 and apart.passes == ()
+
+
 def test_of_medians_without_samples_is_a_point_estimate():
     e = stats.of_medians([np.asarray(samples(2e-3)), None], [None, 1e-3], lambda m: m[0] / m[1])
     assert not e.has_interval and e.value == pytest.approx(2.0, rel=0.01)
