@@ -221,6 +221,28 @@ def add_compare(sub) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def cmd_stability(args: argparse.Namespace) -> int:
+    from opbench import stability
+
+    runs = stability.load(args.paths)
+    frame, counts = stability.table(runs)
+    sys.stdout.write(stability.render(runs, frame, counts))
+    return 0
+
+
+def add_stability(sub) -> None:
+    from opbench.stability import __doc__ as doc
+
+    p = sub.add_parser(
+        "stability",
+        help="several runs' verdicts side by side, and the flips between holds and does not hold",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_DIR", help="result files, or folders of them (each file a run)")
+    p.set_defaults(func=cmd_stability)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -231,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_import(sub)
     add_report(sub)
     add_compare(sub)
+    add_stability(sub)
     return parser
 
 

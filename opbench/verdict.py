@@ -33,6 +33,7 @@ STATUS_LABELS: dict[str, str] = {
     "inconclusive": "inconclusive",
     "not_measured": "not measured",
 }
+STATUS_MARK = {"holds": "✓", "does_not_hold": "✗", "inconclusive": "?", "not_measured": "–"}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from opbench.files import atomic_write_text
 from opbench.report import build as building
 from opbench.report import figures
 from opbench.results import DEFAULT_DIR
-from opbench.verdict import STATUS_LABELS, Row, Verdict, fmt, passes_text
+from opbench.verdict import STATUS_LABELS, STATUS_MARK, Row, Verdict, fmt, passes_text
 
 DEFAULT_OUT = Path("reports/index.html")
 CSV_TABLES = {
@@ -32,7 +32,6 @@ CSV_TABLES = {
     "environment.csv": building.environment_table,
     "published.csv": building.published_table,
 }
-STATUS_MARK = {"holds": "✓", "does_not_hold": "✗", "inconclusive": "?", "not_measured": "–"}
 
 
 def _stderr(message: str) -> None:
