@@ -147,7 +147,7 @@ def _row(comparison: Comparison, data: Data, target: Target, macs: Callable[[str
             row.missing = [f"{comparison.name}: MACs unknown, no time per MAC"]
             return row
         row.factor = base_macs / cand_macs
-    same_run = base.run_id == cand.run_id  # passes of one run line up: pass k of both ran minutes apart at most
+    same_run = base.run_id == cand.run_id  # then pass k of both sides ran in the same pass, seconds apart
     estimate = stats.ratio(cand.samples, base.samples, cand.median_s, base.median_s, by_pass=same_run)
     row.estimate = scale(estimate, row.factor)
     row.point_only = base.point_only or cand.point_only
