@@ -36,7 +36,7 @@ def threshold(key: str, name: str) -> float:
 
 
 def test_of_medians_matches_the_ratio_of_two_medians():
-    a, b = np.asarray(samples(2e-3, spread=0.05)), np.asarray(samples(1e-3, spread=0.05))
+    a, b = np.asarray(samples(2e-3, spread=0.05, seed=11)), np.asarray(samples(1e-3, spread=0.05, seed=12))
     joint = stats.of_medians([a, b], [None, None], lambda m: m[0] / m[1])
     single = stats.ratio(a, b)
     assert joint.value == pytest.approx(single.value)
@@ -279,7 +279,7 @@ def test_obs4_does_not_hold_when_every_ratio_agrees():
 
 
 def test_obs4_noisy_difference_is_inconclusive():
-    v = judge4({TORCH: obs4_data(1.0, spread=0.4), ORT: obs4_data(1.15, spread=0.4)})
+    v = judge4({TORCH: obs4_data(1.0, spread=0.4), ORT: obs4_data(1.1, spread=0.4)})  # right at the threshold
     assert v.status == "inconclusive", v.explanation
 
 
