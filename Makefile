@@ -10,8 +10,14 @@ ARGS ?=
 # Options for `opbench report`, e.g. make bench REPORT_ARGS="--backend ort-cpu"
 REPORT_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# glibc's malloc raises its mmap and trim thresholds to the largest block a process has freed, so without a fixed
+# setting a case's latency depends on what ran before it in the process (opbench/allocator.py says why these values).
+# Fixed for every target here; opbench records them in the result file and warns when a timed run lacks them.
+# Change them on the command line: make bench MALLOC_MMAP_THRESHOLD_=33554432
+export MALLOC_MMAP_THRESHOLD_ ?= 67108864
+export MALLOC_TRIM_THRESHOLD_ ?= 134217728
 
-.PHONY: bench report screenshot test browser fidelity lint clean
+.PHONY: bench report screenshot test browser fidelity allocator-check lint clean
 
 # Optional backends' extras install one by one: an extra that does not install on this machine leaves its
 # backend unavailable (with its reason in the run's result file) and the rest working.
@@ -59,6 +65,10 @@ test: $(STAMP) browser
 
 fidelity: $(STAMP)
 	$(BIN)/python scripts/fidelity.py
+
+# six cases alone in a fresh process, inside a larger selection, and under blocked_autorange (opbench/allocator.py)
+allocator-check: $(STAMP)
+	$(BIN)/python scripts/allocator_check.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

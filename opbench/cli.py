@@ -259,15 +259,19 @@ def ratio_option(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number above 1 (a ratio, e.g. 1.1)") from exc
 
 
-def add_compare(sub) -> None:
-    from opbench.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, FORMATS
-    from opbench.compare import __doc__ as doc
+def documented(sub, name: str, help: str, module) -> argparse.ArgumentParser:
+    """A subcommand whose --help is its module's docstring, as written."""
+    return sub.add_parser(
+        name, help=help, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
-    p = sub.add_parser(
-        "compare",
-        help="compare two runs, devices or backends case by case (ratio, interval, significance)",
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def add_compare(sub) -> None:
+    from opbench import compare
+    from opbench.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, FORMATS
+
+    p = documented(
+        sub, "compare", "compare two runs, devices or backends case by case (ratio, interval, significance)", compare
     )
     p.add_argument("a", help="baseline: RUN, RUN@BACKEND or backend:BACKEND (RUN = result file, run id or device)")
     p.add_argument("b", help="candidate, same syntax; ratios are B / A")
@@ -286,6 +290,28 @@ def add_compare(sub) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def cmd_stability(args: argparse.Namespace) -> int:
+    from opbench import stability
+
+    runs = stability.load(args.paths)
+    frame, counts = stability.table(runs)
+    sys.stdout.write(stability.render(runs, frame, counts))
+    return 0
+
+
+def add_stability(sub) -> None:
+    from opbench import stability
+
+    p = documented(
+        sub,
+        "stability",
+        "several runs' verdicts side by side, and the flips between holds and does not hold",
+        stability,
+    )
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_DIR", help="result files, or folders of them (each file a run)")
+    p.set_defaults(func=cmd_stability)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -297,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report(sub)
     add_compare(sub)
     add_profile(sub)
+    add_stability(sub)
     return parser
 
 

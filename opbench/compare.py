@@ -10,10 +10,15 @@ Rows pair the same case. Two whole runs pair (case, backend): the same case on t
 Two backend selections pair the case alone: backend against backend. When only one side names a backend, the
 other side is narrowed to the same backend.
 
-The significance rule follows asv's (`asv compare`): a change is significant when the ratio is beyond the factor
-(default 1.1: slower than x1.1 or faster than /1.1) AND the two medians' 95% bootstrap intervals do not overlap OR a
-two-sided Mann-Whitney U test on the raw samples gives p < alpha (default 0.05). A side with only a median (an
-imported device number) has no interval and no samples: the factor alone decides, and the row says so.
+The significance rule is asv's (`asv compare`, asv/_stats.py `is_different`): a change is significant when the ratio
+is beyond the factor (default 1.1: slower than x1.1 or faster than /1.1) AND the two sides differ statistically:
+a two-sided Mann-Whitney U test gives p < alpha (default 0.002) when the samples allow the test to reach that level
+(its smallest possible p, 1 / C(m + n, min(m, n)), is below alpha); otherwise the two medians' 99% intervals do not
+overlap. Aware of passes: with several passes the test's samples are the passes' medians (the pass, not the sample,
+is the independent repetition: samples of one pass share its drift), and the intervals are the hierarchical
+bootstrap's (opbench.stats), as asv's come from its own statistics over its runs. With three passes a side the test
+cannot reach p < 0.002, so the intervals decide. A side with only a median (an imported device number) has no
+interval and no samples: the factor alone decides, and the row says so.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from opbench.files import csv_text
 from opbench.results import DEFAULT_DIR, Result, Run, Stats, load_run, result_files, slugify
 
 DEFAULT_FACTOR = 1.1
-DEFAULT_ALPHA = 0.05
+DEFAULT_ALPHA = 0.002  # asv's p threshold
+CONFIDENCE = 0.99  # asv's fallback: the 99% intervals of the two medians must not overlap
 FORMATS = ("text", "csv", "json")
 COMPARED = ("slower", "faster", "noise", "same")
 CHANGES = (*COMPARED, "invalid", "unsupported", "failed", "only in A", "only in B")
@@ -160,23 +166,16 @@ def compare_results(a: Result, b: Result, factor: float = DEFAULT_FACTOR, alpha:
         if problem:
             return row | {"change": "invalid", "basis": f"{side}: {problem}"}
     sa, sb = a.stats.samples, b.stats.samples
-    ma = stats.median(sa, a.stats.median_s)
-    mb = stats.median(sb, b.stats.median_s)
-    r = stats.ratio(sb, sa, b.stats.median_s, a.stats.median_s)
-    row |= {"median_a_s": ma.value, "median_b_s": mb.value, "ratio": r.value, "ratio_low": r.low, "ratio_high": r.high}
+    r = stats.ratio(sb, sa, b.stats.median_s, a.stats.median_s, by_pass=False)
+    row |= {"median_a_s": a.stats.median_s, "median_b_s": b.stats.median_s}
+    row |= {"ratio": r.value, "ratio_low": r.low, "ratio_high": r.high}
     beyond = r.value > factor or r.value < 1 / factor
     within = f"within x{factor:g}"
     if sa is None or sb is None:
         row |= {"basis": f"medians only: {'beyond' if beyond else within}", "significant": beyond}
     else:
-        p = float(scipy_stats.mannwhitneyu(sa, sb, alternative="two-sided").pvalue)
-        apart = ma.high < mb.low or mb.high < ma.low
-        evidence = "intervals apart" if apart else ("rank test" if p < alpha else "intervals overlap, p >= alpha")
-        row |= {
-            "p_value": p,
-            "basis": evidence if beyond else within,
-            "significant": beyond and (apart or p < alpha),
-        }
+        different, p, evidence = is_different(sa, sb, alpha)
+        row |= {"p_value": p, "basis": evidence if beyond else within, "significant": beyond and different}
     if not beyond:
         change = "same"
     elif not row["significant"]:
@@ -184,6 +183,27 @@ def compare_results(a: Result, b: Result, factor: float = DEFAULT_FACTOR, alpha:
     else:
         change = "slower" if r.value > 1 else "faster"
     return row | {"change": change}
+
+
+def test_samples(passes: tuple[tuple[float, ...], ...]) -> list[float]:
+    """What the rank test compares: each pass's median with several passes, the samples of the one pass else."""
+    return [float(np.median(p)) for p in passes] if len(passes) > 1 else list(passes[0])
+
+
+def is_different(a: tuple, b: tuple, alpha: float = DEFAULT_ALPHA) -> tuple[bool, float | None, str]:
+    """asv's is_different on two sample sets (per pass): (different, the rank test's p or None, why).
+
+    Mann-Whitney U (two-sided; exact up to 20 a side, else the normal approximation, as asv) when its smallest
+    possible p is below alpha; else whether the 99% intervals of the two medians are apart."""
+    x, y = test_samples(a), test_samples(b)
+    if 1 / math.comb(len(x) + len(y), min(len(x), len(y))) < alpha:
+        method = "exact" if max(len(x), len(y)) <= 20 else "asymptotic"
+        p = float(scipy_stats.mannwhitneyu(x, y, alternative="two-sided", method=method, use_continuity=False).pvalue)
+        return p < alpha, p, f"rank test p {'<' if p < alpha else '>='} {alpha:g}"
+    ma, mb = stats.median(a, confidence=CONFIDENCE), stats.median(b, confidence=CONFIDENCE)
+    apart = ma.high < mb.low or mb.high < ma.low
+    few = f"{len(x)} vs {len(y)} passes: too few for the rank test"
+    return apart, None, f"{few}; 99% intervals {'apart' if apart else 'overlap'}"
 
 
 def compare(a: Selection, b: Selection, factor: float = DEFAULT_FACTOR, alpha: float = DEFAULT_ALPHA) -> pd.DataFrame:
@@ -271,8 +291,8 @@ def render(table: pd.DataFrame, fmt: str, a: Selection, b: Selection, factor: fl
         shown = shown.drop(columns=["B"]).rename(columns={"A": "backend"})
     header = (
         f"A: {a.label}\nB: {b.label}\n"
-        f"significant: B/A beyond x{factor:g} (or /{factor:g}) and "
-        f"(95% intervals apart or Mann-Whitney p < {alpha:g})\n"
+        f"significant (asv's rule): B/A beyond x{factor:g} (or /{factor:g}) and Mann-Whitney p < {alpha:g} "
+        "(on the passes' medians with several passes), or where that p cannot be reached, 99% intervals apart\n"
     )
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 70, "display.width", 250):
         return header + "\n" + shown.to_string(index=False) + "\n\n" + summary(table) + "\n"

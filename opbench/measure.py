@@ -53,13 +53,11 @@ def check(case: Case, prepared: Prepared, precision: str) -> Check:
     return Check(err, tolerance, bool(err <= tolerance))
 
 
-def measure(
-    case: Case, backend: Backend, config: RunConfig, timer: Callable[[Callable[[], object]], object]
-) -> Outcome:
-    """Prepare the case on the backend, check it, and hand the bound call to the timer (pytest-benchmark).
+def prepare(case: Case, backend: Backend, config: RunConfig) -> Outcome:
+    """Prepare the case on the backend and check it against eager: ok (ready to time), unsupported or failed.
 
     Never raises for a problem of the case on this backend: an exporter's refusal is `unsupported`; any other
-    error while preparing, checking or timing is `failed` with the error as its reason (nothing is counted ok).
+    error while preparing or checking is `failed` with the error as its reason (nothing is counted ok).
     """
     try:
         prepared = backend.prepare(case, config)
@@ -77,12 +75,30 @@ def measure(
             f"> tolerance {result.tolerance:.3g} ({backend.precision})"
         )
         return Outcome("failed", reason, result, prepared)
-    try:
-        with prepared.context():
-            timer(prepared.run)
-    except Exception as exc:
-        return Outcome("failed", f"{backend.name} failed while timed: {error_text(exc)}", result, prepared)
     return Outcome("ok", check=result, prepared=prepared)
+
+
+def time_pass(outcome: Outcome, backend: Backend, timer: Callable[[Callable[[], object]], object]) -> Outcome:
+    """Hand a checked case's bound call to the timer (pytest-benchmark), inside its context; once per pass.
+    The outcome again, or `failed` with the error when the backend fails while timed."""
+    if outcome.status != "ok" or outcome.prepared is None:
+        raise ValueError(f"only a checked case is timed, not a {outcome.status} one")
+    try:
+        with outcome.prepared.context():
+            timer(outcome.prepared.run)
+    except Exception as exc:
+        return Outcome(
+            "failed", f"{backend.name} failed while timed: {error_text(exc)}", outcome.check, outcome.prepared
+        )
+    return outcome
+
+
+def measure(
+    case: Case, backend: Backend, config: RunConfig, timer: Callable[[Callable[[], object]], object]
+) -> Outcome:
+    """Prepare, check, and time once: the whole path for one (case, backend)."""
+    outcome = prepare(case, backend, config)
+    return time_pass(outcome, backend, timer) if outcome.status == "ok" else outcome
 
 
 def to_result(

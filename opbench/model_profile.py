@@ -189,7 +189,7 @@ def brief(reason: str, limit: int = 300) -> str:
 def summary_line(result: Result) -> str:
     if not result.ok:
         return f"{result.status}: {brief(result.reason)}"
-    e = median(result.stats.samples_s)
+    e = median(result.stats.samples, result.stats.median_s)
     gmacs = (result.macs or 0) / e.value / 1e9
     prof = result.profile or {}
     if "rows" in prof:
@@ -216,7 +216,7 @@ def render_text(found: Profiled, top: int = 8) -> str:
     ]
     for r in found.results:
         if r.ok:
-            e = median(r.stats.samples_s)
+            e = median(r.stats.samples, r.stats.median_s)
             lines.append(
                 f"{r.backend:<22}{'ok':<13}{e.value * 1e3:>10.3f}  [{e.low * 1e3:.3f}, {e.high * 1e3:.3f}]"
                 f"{'':<3}{(r.macs or 0) / e.value / 1e9:>8.1f}"

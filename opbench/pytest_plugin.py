@@ -1,7 +1,14 @@
-"""The opbench pytest plugin: options, case x backend parametrization, and one result file per run.
+"""The opbench pytest plugin: options, case x backend x pass parametrization, the order items run in, and one
+result file per run.
 
 Timing is pytest-benchmark's; this plugin only chooses what to time, checks it first (measure.py),
 labels it (group, extra_info, machine info) and writes what was measured to device_results/.
+
+Passes (--opbench-passes N): every (case, backend) runs N times, in interleaved order: pass 1 of every selected
+(case, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh by pytest-benchmark, and
+the samples of every pass land in one Result. Within a pass the two sides of each comparison run back to back
+(Plan.run_order, per backend), reversed in every other pass, so each side goes first as often as the other.
+A case is prepared (exported, compiled, checked) once per process, in its first pass, and profiled after its last.
 """
 
 from __future__ import annotations
@@ -10,11 +17,13 @@ import dataclasses
 import os
 import signal
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from opbench import allocator
 from opbench import measure as measuring
 from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
@@ -49,7 +58,10 @@ class RunState:
     device_name: str | None
     results_dir: str
     protocol: dict = field(default_factory=dict)
-    results: list[Result] = field(default_factory=list)
+    passes: int = 1  # 1 when nothing is timed (--benchmark-disable)
+    results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
+    samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
+    prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # until its last pass
     journal: Journal | None = None  # the run written as it goes, so a killed run keeps what it finished
     unavailable: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
@@ -59,8 +71,9 @@ class RunState:
     only_available: bool = False  # 'all': drop the backends that cannot run here, with their reason
 
     def record(self, result: Result, timed: bool) -> None:
-        """Keep the result and, in a timed run, journal it at once (the run's header first, on its first result)."""
-        self.results.append(result)
+        """Keep the result (every pass so far) and, in a timed run, journal it at once (the run's header first, on
+        its first result; a later line of the same case and backend replaces the earlier one)."""
+        self.results[(result.case, result.backend)] = result
         if not timed:
             return
         if self.journal is None:
@@ -87,6 +100,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "others listed with their reason in the result file (default: %(default)s)",
     )
     group.addoption("--opbench-threads", type=int, default=1, help="intra-op threads for every backend (default: 1)")
+    group.addoption(
+        "--opbench-passes",
+        type=int,
+        default=1,
+        help="run every (case, backend) this many times in interleaved passes (pass 1 of all, then pass 2, ...), "
+        "each timed for --benchmark-max-time; the samples of each pass are kept (default: %(default)s; "
+        "pyproject.toml's addopts sets the protocol's)",
+    )
     group.addoption("--opbench-device", default=None, help="name of this device (default: the processor's brand)")
     group.addoption(
         "--opbench-results-dir", default=str(DEFAULT_DIR), help="where result files go (default: %(default)s)"
@@ -130,6 +151,7 @@ def pytest_configure(config: pytest.Config) -> None:
         suites=suites,
         device_name=config.getoption("opbench_device"),
         results_dir=config.getoption("opbench_results_dir"),
+        passes=config.getoption("opbench_passes") if _timing(config) else 1,
         report=config.getoption("opbench_report_out") if config.getoption("opbench_report") else None,
         only_available=spec.strip() == "all",
         protocol=timing_protocol(config),
@@ -142,12 +164,20 @@ def _interrupted(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+def _timing(config: pytest.Config) -> bool:
+    return not config.getoption("benchmark_disable", False)
+
+
 def timing_protocol(config: pytest.Config) -> dict:
-    """How the run is timed, recorded in its result file: threads, grid and pytest-benchmark's settings."""
+    """How the run is timed, recorded in its result file: threads, grid, passes and their order, the allocator's
+    configuration and pytest-benchmark's settings."""
     protocol = {
         "threads": config.getoption("opbench_threads"),
         "grid": config.getoption("opbench_grid"),
         "timer": "time.perf_counter",
+        "passes": config.getoption("opbench_passes") if _timing(config) else 1,
+        "order": "interleaved passes; a comparison's sides back to back; every other pass reversed",
+        "allocator": allocator.configuration(),
     }
     for option, kind in (("warmup", str), ("warmup_iterations", int), ("min_rounds", int), ("min_time", float),
                          ("max_time", float)):  # fmt: skip
@@ -163,6 +193,8 @@ def check_options(config: pytest.Config) -> None:
         raise OpbenchError(f"--opbench-threads must be 1 or more, got {threads}")
     if threads > cores:
         raise OpbenchError(f"--opbench-threads {threads} is more than the {cores} cores of this machine")
+    if (passes := config.getoption("opbench_passes")) < 1:
+        raise OpbenchError(f"--opbench-passes must be 1 or more, got {passes}")
     parse_backends(config.getoption("opbench_backends"))
     pattern = config.getoption("opbench_cases")
     if pattern is not None and not pattern.strip():
@@ -179,11 +211,20 @@ def check_options(config: pytest.Config) -> None:
 
 @dataclass(frozen=True)
 class CaseRun:
-    """One (case, backend) pair of the parametrization; measure() is all a case module calls."""
+    """One pass of one (case, backend) pair of the parametrization; measure() is all a case module calls."""
 
     case: Case
     backend: str
     state: RunState = field(repr=False, compare=False)
+    pass_index: int = 1  # 1-based
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.case.id, self.backend)
+
+    @property
+    def id(self) -> str:
+        return f"{self.case.id}-{self.backend}" + (f"-pass{self.pass_index}" if self.state.passes > 1 else "")
 
     def measure(self, benchmark) -> None:
         try:
@@ -191,28 +232,44 @@ class CaseRun:
         except BackendUnavailable as exc:
             self.state.unavailable[self.backend] = str(exc)
             pytest.skip(str(exc))
+        passes, last = self.state.passes, self.pass_index == self.state.passes
         benchmark.group = self.case.group
-        benchmark.name = f"{self.case.id} [{self.backend}]"
+        which = f" pass {self.pass_index}/{passes}" if passes > 1 else ""
+        benchmark.name = f"{self.case.id} [{self.backend}]{which}"
         benchmark.extra_info.update(
             case=self.case.id,
             backend=backend.name,
             threads=self.state.config.threads,
             precision=backend.precision,
             macs=self.case.costs.macs,
+            **({"pass": self.pass_index} if passes > 1 else {}),
         )
         self.state.software.update(backend.versions())
-        outcome = measuring.measure(self.case, backend, self.state.config, benchmark)
+        earlier = self.state.results.get(self.key)
+        if earlier is not None and self.key not in self.state.prepared:  # unsupported or failed in an earlier pass
+            pytest.skip(f"{earlier.status} on {backend.name} in an earlier pass: {earlier.reason}")
+        if earlier is None:
+            self.state.prepared[self.key] = measuring.prepare(self.case, backend, self.state.config)
+        outcome = self.state.prepared[self.key]
         if outcome.check:
             benchmark.extra_info["check"] = outcome.check.to_json()
-        self.state.record(self._record(backend, outcome, benchmark), timed=not benchmark.disabled)
+        if outcome.status == "ok":
+            outcome = measuring.time_pass(outcome, backend, benchmark)
+            if (timed := timed_samples(benchmark)) is not None and outcome.status == "ok":
+                self.state.samples.setdefault(self.key, []).append(timed)
+        if outcome.status != "ok" or last:  # free the artifact after its last pass, or once it failed
+            self.state.prepared.pop(self.key, None)
+        self.state.record(self._record(backend, outcome, last), timed=not benchmark.disabled)
         if outcome.status == "unsupported":
             pytest.skip(f"unsupported on {backend.name}: {outcome.reason}")
         if outcome.status == "failed":
             pytest.fail(outcome.reason, pytrace=False)
 
-    def _record(self, backend, outcome: measuring.Outcome, benchmark) -> Result:
-        stats = timed_stats(benchmark) if outcome.status == "ok" else None  # a failed run keeps no partial timings
-        profiled = profile_pass(self.case, backend, self.state.config) if stats and self.profiled else None
+    def _record(self, backend, outcome: measuring.Outcome, last: bool) -> Result:
+        """The result of every pass so far; a failed case keeps no partial timings; profiled after its last pass."""
+        passes = self.state.samples.get(self.key) if outcome.status == "ok" else None
+        stats = Stats.from_passes([p for p, _ in passes], max(n for _, n in passes)) if passes else None
+        profiled = profile_pass(self.case, backend, self.state.config) if stats and last and self.profiled else None
         return measuring.to_result(self.case, backend, outcome, self.state.config, stats, profiled)
 
     @property
@@ -220,14 +277,14 @@ class CaseRun:
         return get_suite(self.case.suite).profile
 
 
-def timed_stats(benchmark) -> Stats | None:
-    """The raw per-call samples, read through pytest-benchmark's own export (what --benchmark-json writes);
-    None when nothing was timed (--benchmark-disable, or the case was never handed to the timer)."""
+def timed_samples(benchmark) -> tuple[list[float], int] | None:
+    """This pass's raw per-call samples and calls per round, read through pytest-benchmark's own export (what
+    --benchmark-json writes); None when nothing was timed (--benchmark-disable, or no call reached the timer)."""
     metadata = getattr(benchmark, "stats", None)
     if not metadata:
         return None
     timed = metadata.as_dict(include_data=True)["stats"]
-    return Stats.from_samples(timed["data"], timed["iterations"])
+    return list(timed["data"]), timed["iterations"]
 
 
 @pytest.fixture
@@ -252,28 +309,50 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if key not in builtin_suites():  # where a user's suite is defined, so that `opbench report` can judge it
         state.protocol.setdefault("suites", {})[key] = str(Path(metafunc.module.__file__).resolve())
     backends = state.runnable_backends()
-    runs = [CaseRun(c, b, state) for c in cases for b in backends]
-    metafunc.parametrize("opbench_case", runs, ids=[f"{r.case.id}-{r.backend}" for r in runs], indirect=True)
+    runs = [CaseRun(c, b, state, k) for k in range(1, state.passes + 1) for c in cases for b in backends]
+    metafunc.parametrize("opbench_case", runs, ids=[r.id for r in runs], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Check --opbench-suites against the registry (users' case modules register their suites when collected),
-    then deselect case modules left with no case (instead of an 'empty parameter set' skip)."""
+    deselect case modules left with no case (instead of an 'empty parameter set' skip), then put the cases in the
+    order passes run them (run_order)."""
     state = config.stash.get(STATE, None)
     if state is not None and state.suites is not None:
         try:
             parse_suites(state.suites)
         except OpbenchError as exc:
             raise pytest.UsageError(f"--opbench-suites: {exc}") from exc
-    empty = [
-        item
-        for item in items
-        if "opbench_case" in getattr(item, "fixturenames", ())
-        and not isinstance(getattr(getattr(item, "callspec", None), "params", {}).get("opbench_case"), CaseRun)
-    ]
+    empty = [item for item in items if "opbench_case" in getattr(item, "fixturenames", ()) and not _case_run(item)]
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
+    if state is not None:
+        items[:] = run_order(items, state)
+        if _timing(config) and any(map(_case_run, items)) and (message := allocator.warning(allocator.configuration())):
+            warnings.warn(message, UserWarning, stacklevel=1)
+
+
+def _case_run(item: pytest.Item) -> CaseRun | None:
+    param = getattr(getattr(item, "callspec", None), "params", {}).get("opbench_case")
+    return param if isinstance(param, CaseRun) else None
+
+
+def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
+    """Other items first, as collected; then pass after pass, each pass by suite (as collected), backend and the
+    suite's Plan.run_order, reversed within each (suite, backend) in every even pass (so the two sides of a
+    comparison take turns going first, and no case runs two passes back to back at a pass boundary)."""
+    runs = [(item, run) for item in items if (run := _case_run(item)) is not None]
+    suites = list(dict.fromkeys(run.case.suite for _, run in runs))
+    rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in suites}
+    backends = list(dict.fromkeys(run.backend for _, run in runs))
+
+    def position(run: CaseRun) -> tuple:
+        within = rank[run.case.suite].get(run.case.id, -1) * (1 if run.pass_index % 2 else -1)
+        return (run.pass_index, suites.index(run.case.suite), backends.index(run.backend), within)
+
+    others = [item for item in items if _case_run(item) is None]
+    return others + [item for item, run in sorted(runs, key=lambda r: position(r[1]))]
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
@@ -292,12 +371,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None or state.journal is None:
         return
-    if not any(r.stats for r in state.results):
+    if not any(r.stats for r in state.results.values()):
         state.journal.close()
         return
     software = software_versions(state.software)
     run = dataclasses.replace(
-        state.journal.header, results=state.results, software=software, unavailable_backends=state.unavailable
+        state.journal.header,
+        results=list(state.results.values()),
+        software=software,
+        unavailable_backends=state.unavailable,
     )
     try:
         state.written = str(write_run(run, state.results_dir))
@@ -321,10 +403,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None or not (state.results or state.unavailable):
         return
-    counts = {s: sum(r.status == s for r in state.results) for s in ("ok", "unsupported", "failed")}
+    counts = {s: sum(r.status == s for r in state.results.values()) for s in ("ok", "unsupported", "failed")}
     terminalreporter.section("opbench")
-    terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items()))
-    for r in state.results:
+    passes = f" ({state.passes} passes each)" if state.passes > 1 else ""
+    terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items()) + passes)
+    for r in state.results.values():
         if r.status != "ok":
             terminalreporter.write_line(f"{r.status}: {r.case} on {r.backend}: {r.reason[:300]}")
     for name, reason in state.unavailable.items():

@@ -32,7 +32,8 @@ from opbench.files import atomic_write_text, read_json, short
 if TYPE_CHECKING:
     from opbench.case import Case
 
-SCHEMA = "opbench-results/1"
+SCHEMA = "opbench-results/2"  # 2: samples per pass (stats.passes_s); 1: one block of samples (stats.samples_s)
+SCHEMAS = ("opbench-results/1", SCHEMA)  # the versions that load; a schema-1 result is one pass
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 DEFAULT_DIR = Path("device_results")
 MAX_SAMPLES = 10_000  # raw samples per result kept when a file is loaded (a timed run keeps about 1,000)
@@ -87,7 +88,10 @@ def software_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Stats:
-    """Per-call latency statistics in seconds, raw samples kept (an imported number may be a median alone)."""
+    """Per-call latency statistics in seconds, raw samples kept per pass (an imported number may be a median alone).
+
+    With several passes, median_s is the mean of the passes' medians (stats.center: what verdicts and compare use);
+    the other statistics are over every sample."""
 
     median_s: float
     mean_s: float | None = None
@@ -97,14 +101,16 @@ class Stats:
     stddev_s: float | None = None
     rounds: int | None = None
     iterations: int | None = None
-    samples_s: tuple[float, ...] = ()
+    passes_s: tuple[tuple[float, ...], ...] = ()
 
     @classmethod
-    def from_samples(cls, samples_s: Iterable[float], iterations: int | None = None) -> Stats:
-        data = np.asarray(list(samples_s), dtype=float)
-        q1, median, q3 = np.percentile(data, [25, 50, 75])
+    def from_passes(cls, passes_s: Iterable[Iterable[float]], iterations: int | None = None) -> Stats:
+        passes = tuple(tuple(float(f"{x:.5g}") for x in p) for p in passes_s)  # 5 significant digits: below noise
+        passes = tuple(p for p in passes if p)
+        data = np.concatenate([np.asarray(p) for p in passes])
+        q1, q3 = np.percentile(data, [25, 75])
         return cls(
-            median_s=float(median),
+            median_s=stats.center(passes),
             mean_s=float(data.mean()),
             min_s=float(data.min()),
             max_s=float(data.max()),
@@ -112,32 +118,47 @@ class Stats:
             stddev_s=float(data.std(ddof=1)) if data.size > 1 else 0.0,
             rounds=int(data.size),
             iterations=iterations,
-            samples_s=tuple(float(f"{x:.5g}") for x in data),  # 5 significant digits: far below timer noise
+            passes_s=passes,
         )
 
+    @classmethod
+    def from_samples(cls, samples_s: Iterable[float], iterations: int | None = None) -> Stats:
+        """One pass."""
+        return cls.from_passes([samples_s], iterations)
+
     @property
-    def samples(self) -> tuple[float, ...] | None:
-        """The raw samples when there are enough to bootstrap (stats.usable decides), else None."""
-        return self.samples_s if stats.usable(self.samples_s) is not None else None
+    def samples_s(self) -> tuple[float, ...]:
+        """Every sample, pass after pass."""
+        return tuple(x for p in self.passes_s for x in p)
+
+    @property
+    def samples(self) -> tuple[tuple[float, ...], ...] | None:
+        """The raw samples per pass when there are enough to bootstrap (stats.usable decides), else None."""
+        return self.passes_s if stats.usable(self.passes_s) is not None else None
 
     def to_json(self) -> dict:
-        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-        data["samples_s"] = list(self.samples_s)
-        if not self.samples_s:
-            del data["samples_s"]
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "passes_s"}
+        if self.passes_s:
+            data["passes_s"] = [list(p) for p in self.passes_s]
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> Stats:
-        """The stats as stored; more than MAX_SAMPLES raw samples are thinned to MAX_SAMPLES evenly spaced ones
-        (their order kept), which bounds what a report or a comparison bootstraps whatever a file holds."""
+        """Schema 2's passes_s, or schema 1's samples_s as one pass. More than MAX_SAMPLES raw samples are thinned
+        to evenly spaced ones, the same share of each pass (order kept), which bounds what a report or a comparison
+        bootstraps whatever a file holds."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        samples = data.get("samples_s") or ()
-        if len(samples) > MAX_SAMPLES:
-            samples = [samples[i] for i in np.linspace(0, len(samples) - 1, MAX_SAMPLES).round().astype(int)]
-        values["samples_s"] = tuple(samples)
+        passes = [p for p in data.get("passes_s") or ([data["samples_s"]] if data.get("samples_s") else []) if p]
+        keep = MAX_SAMPLES // max(1, len(passes))
+        values["passes_s"] = tuple(tuple(_thinned(p, keep)) for p in passes)
         return cls(**values)
+
+
+def _thinned(samples: list, keep: int) -> list:
+    if len(samples) <= keep:
+        return samples
+    return [samples[i] for i in np.linspace(0, len(samples) - 1, keep).round().astype(int)]
 
 
 @dataclass(frozen=True)
@@ -285,8 +306,10 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 def validate(run: object, where: str) -> dict:
     """The run if it matches the schema; else OpbenchError naming `where`, the field and the problem."""
-    if isinstance(run, dict) and run.get("schema") not in (None, SCHEMA):
-        raise OpbenchError(f"{where}: schema {run.get('schema')!r} is not {SCHEMA!r}; not an opbench result file")
+    if isinstance(run, dict) and run.get("schema") not in (None, *SCHEMAS):
+        raise OpbenchError(
+            f"{where}: schema {run.get('schema')!r} is not one of {', '.join(SCHEMAS)}; not an opbench result file"
+        )
     errors = [
         (f"at {'/'.join(map(str, e.absolute_path)) or '(top level)'}", short(e.message))
         for e in sorted(_validator().iter_errors(run), key=lambda e: list(e.absolute_path))
@@ -310,7 +333,11 @@ def _impossible_numbers(run: dict) -> list[tuple[str, str]]:
             errors.append((f"at results/{i}", f"{key[0]} on {key[1]} is listed twice (first at results/{seen[key]})"))
         seen.setdefault(key, i)
         timed = result.get("stats") or {}
-        values = [timed.get("median_s"), *timed.get("samples_s", ())]
+        values = [
+            timed.get("median_s"),
+            *timed.get("samples_s", ()),
+            *(x for p in timed.get("passes_s", ()) for x in p),
+        ]
         bad = [v for v in values if v is not None and not (math.isfinite(v) and v > 0)]
         if bad:
             errors.append(
@@ -366,17 +393,19 @@ def load_run(path: Path | str) -> Run:
 
 def _load_journal(path: Path) -> Run:
     """The results a killed run finished, as a run whose protocol says it was interrupted (a torn last line, the
-    case in flight when it was killed, is left out)."""
+    case in flight when it was killed, is left out). A (case, backend) is journaled after each of its passes, so
+    its last line holds every pass it finished."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
         header = json.loads(lines[0])
-        results = []
+        results = {}
         for line in lines[1:]:
             with contextlib.suppress(ValueError):
-                results.append(json.loads(line))
-    except (OSError, ValueError, IndexError) as exc:
+                result = json.loads(line)
+                results[(result.get("case"), result.get("backend"))] = result
+    except (OSError, ValueError, IndexError, AttributeError) as exc:
         raise OpbenchError(f"{path}: not a readable journal of a run ({short(str(exc))})") from exc
-    header["results"] = results
+    header["results"] = list(results.values())
     header["protocol"] = {**header.get("protocol", {}), "interrupted": "the run was killed; finished cases only"}
     return Run.from_json(validate(header, str(path)))
 

@@ -111,6 +111,20 @@ class Plan:
     def by_role(self, role: str) -> list[Comparison]:
         return [c for c in self.comparisons if c.role == role]
 
+    def run_order(self) -> list[Case]:
+        """The cases in the order one pass runs them: each comparison's two sides back to back (the rule's
+        comparisons first, then the supporting ones), then the cases in no comparison. The machine drifts between
+        minutes, so the two sides of a ratio must run seconds apart; a baseline shared by several comparisons runs
+        next to its first candidate and a few cases before the others."""
+        order: dict[str, Case] = {}
+        ruled = [c for c in self.comparisons if c.role != SUPPORTING]
+        for c in ruled + [c for c in self.comparisons if c.role == SUPPORTING]:
+            order.setdefault(c.baseline.id, c.baseline)
+            order.setdefault(c.candidate.id, c.candidate)
+        for case in self.cases:
+            order.setdefault(case.id, case)
+        return list(order.values())
+
 
 @dataclass(frozen=True)
 class Suite:

@@ -4,6 +4,10 @@ The generic part lives here: what was measured (Measured), one comparison's metr
 target by Evidence), one tested statement of a rule (Part: a geometric mean of the comparisons that play its
 role, decided against a Threshold), the Rule interface every suite's rule implements, PartsRule (a rule made of
 parts, per target) and the Verdict itself. Each suite states its rule with these pieces, next to its cases.
+
+Stability is generic too: an estimate from a run of several passes carries its value on each pass alone, `decide`
+gives each pass its own verdict, and a number whose passes disagree (holds on one pass, does not hold on another) is
+inconclusive whatever its interval says, so every rule that decides through `decide` inherits it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ STATUS_LABELS: dict[str, str] = {
     "inconclusive": "inconclusive",
     "not_measured": "not measured",
 }
+STATUS_MARK = {"holds": "✓", "does_not_hold": "✗", "inconclusive": "?", "not_measured": "–"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class Measured:
     case: str
     status: str = "ok"  # ok / unsupported / failed, or "missing" when no result has the case
     reason: str = ""
-    samples: tuple[float, ...] | None = None
+    samples: tuple[tuple[float, ...], ...] | None = None  # per pass
     median_s: float | None = None
     macs: int | None = None
     run_id: str = ""
@@ -142,7 +147,9 @@ def _row(comparison: Comparison, data: Data, target: Target, macs: Callable[[str
             row.missing = [f"{comparison.name}: MACs unknown, no time per MAC"]
             return row
         row.factor = base_macs / cand_macs
-    row.estimate = scale(stats.ratio(cand.samples, base.samples, cand.median_s, base.median_s), row.factor)
+    same_run = base.run_id == cand.run_id  # then pass k of both sides ran in the same pass, seconds apart
+    estimate = stats.ratio(cand.samples, base.samples, cand.median_s, base.median_s, by_pass=same_run)
+    row.estimate = scale(estimate, row.factor)
     row.point_only = base.point_only or cand.point_only
     return row
 
@@ -165,6 +172,11 @@ class Part:
     def measured_rows(self) -> list[Row]:
         return [r for r in self.rows if r.estimate is not None]
 
+    @property
+    def by_pass(self) -> list[Status]:
+        """The verdict each pass alone gives this part (empty when the passes do not line up)."""
+        return pass_statuses(self.estimate, self.threshold.value, self.holds_when)
+
     def count_text(self) -> str:
         rows = self.measured_rows
         if len(rows) <= 1:
@@ -183,6 +195,8 @@ class Part:
         )
         if self.unit == "share" and self.estimate.value < 0:
             text += " (a negative share: the candidate ran faster than its baseline)"
+        if disagree(self.by_pass):
+            text += f"; its passes disagree ({passes_text(self.by_pass)})"
         return text
 
 
@@ -203,10 +217,16 @@ class Verdict:
     point_only: bool = False
     key_unit: Literal["ratio", "share"] = "ratio"
     by_target: dict[Target, str] = field(default_factory=dict)  # a verdict across targets: each one's numbers
+    by_pass: list[Status] = field(default_factory=list)  # the verdict each pass alone gives; empty with one pass
 
     @property
     def status_label(self) -> str:
         return STATUS_LABELS[self.status]
+
+    @property
+    def passes_agree(self) -> bool | None:
+        """None with fewer than two passes; else whether no pass holds while another does not."""
+        return None if len(self.by_pass) < 2 else not disagree(self.by_pass)
 
     @property
     def key_text(self) -> str:
@@ -232,10 +252,40 @@ def fmt_threshold(part: Part) -> str:
 
 def decide(estimate: Estimate | None, threshold: float, holds_when: HoldsWhen) -> Status:
     """Holds when the whole interval lies on the claimed side of the threshold, does not hold when it lies on
-    the other side, inconclusive when it straddles. A point estimate decides by its value.
+    the other side, inconclusive when it straddles. A point estimate decides by its value. Whatever the interval,
+    an estimate whose passes disagree (one holds, another does not) is inconclusive: the machine drifted by as much
+    as the effect between passes.
 
     "apart" (a factor between two things, either way): holds when the interval lies wholly beyond the threshold
     or wholly below its inverse, does not hold when it lies wholly between the two."""
+    return steady(_side(estimate, threshold, holds_when), pass_statuses(estimate, threshold, holds_when))
+
+
+def pass_statuses(estimate: Estimate | None, threshold: float, holds_when: HoldsWhen) -> list[Status]:
+    """The verdict each pass alone gives: its value against the threshold. Empty without per-pass values."""
+    return [_side(Estimate(v), threshold, holds_when) for v in estimate.passes] if estimate is not None else []
+
+
+def disagree(by_pass: Sequence[Status]) -> bool:
+    return "holds" in by_pass and "does_not_hold" in by_pass
+
+
+def steady(status: Status, by_pass: Sequence[Status]) -> Status:
+    """A verdict stands only if its passes do not disagree; else it is inconclusive."""
+    return "inconclusive" if status in ("holds", "does_not_hold") and disagree(by_pass) else status
+
+
+def passes_text(by_pass: Sequence[Status]) -> str:
+    """'holds in passes 1, 3; does not hold in pass 2'."""
+    groups: dict[str, list[str]] = {}
+    for i, status in enumerate(by_pass, 1):
+        groups.setdefault(status, []).append(str(i))
+    return "; ".join(
+        f"{STATUS_LABELS[st]} in pass{'es' if len(ix) > 1 else ''} {', '.join(ix)}" for st, ix in groups.items()
+    )
+
+
+def _side(estimate: Estimate | None, threshold: float, holds_when: HoldsWhen) -> Status:
     if estimate is None:
         return "not_measured"
     if holds_when == "apart":
@@ -250,9 +300,7 @@ def decide(estimate: Estimate | None, threshold: float, holds_when: HoldsWhen) -
 
 
 def scale(estimate: Estimate, factor: float) -> Estimate:
-    if not estimate.has_interval:
-        return Estimate(estimate.value * factor)
-    return Estimate(estimate.value * factor, estimate.low * factor, estimate.high * factor)
+    return estimate.map(lambda x: x * factor)
 
 
 def geomean_of_rows(
@@ -279,7 +327,8 @@ def geomean_of_rows(
         logs = [w * np.log(medians[c] / medians[b] * f) for (c, b, f), w in zip(index, exponents, strict=True)]
         return np.exp(np.sum(np.stack(np.broadcast_arrays(*logs)), axis=0))
 
-    return stats.of_medians([m.samples for m in sets], [m.median_s for m in sets], statistic)
+    same_run = len({m.run_id for m in sets}) == 1
+    return stats.of_medians([m.samples for m in sets], [m.median_s for m in sets], statistic, by_pass=same_run)
 
 
 def combined(rows: Iterable[Row], data: Data) -> tuple[Estimate, list[Row], bool] | None:
@@ -326,14 +375,20 @@ def part(spec: PartSpec, comparisons: Iterable[Comparison], evidence: Evidence, 
 
 def share(ratio: Estimate) -> Estimate:
     """1 - 1/ratio: the part of the candidate's time the baseline does not account for (monotone in the ratio)."""
-    if not ratio.has_interval:
-        return Estimate(1 - 1 / ratio.value)
-    return Estimate(1 - 1 / ratio.value, 1 - 1 / ratio.low, 1 - 1 / ratio.high)
+    return ratio.map(lambda r: 1 - 1 / r)
 
 
-def combine(parts: Sequence[Part]) -> Status:
+def by_pass(parts: Sequence[Part], combine_pass: Callable[[list[Status]], Status]) -> list[Status]:
+    """The verdict each pass alone gives, from every part's verdict on that pass; empty unless every part has the
+    same two or more passes."""
+    columns = [p.by_pass for p in parts]
+    if not columns or len({len(c) for c in columns}) != 1 or len(columns[0]) < 2:
+        return []
+    return [combine_pass(list(statuses)) for statuses in zip(*columns, strict=True)]
+
+
+def combine(statuses: Sequence[Status]) -> Status:
     """A rule of several parts: any part that does not hold decides; then any not measured; all holding holds."""
-    statuses = [p.status for p in parts]
     if "does_not_hold" in statuses:
         return "does_not_hold"
     if "not_measured" in statuses:
@@ -393,28 +448,41 @@ class PartsRule(Rule):
 
     def verdict(self, suite: str, plan: Plan, evidence: Evidence, target: Target) -> Verdict:
         parts = [part(spec, plan.by_role(spec.name), evidence, target) for spec in self.parts]
-        status = combine(parts)
+        passes = by_pass(parts, combine)
+        status = steady(combine([p.status for p in parts]), passes)
         rows = [r for p in parts for r in p.rows]
         missing = sorted({m for r in rows for m in r.missing})
         if status == "not_measured" and not any(p.estimate for p in parts):
             explanation = f"{status_phrase(status, target)} no comparison of the rule was measured."
         else:
             explanation = f"{status_phrase(status, target)} {'; '.join(p.sentence() for p in parts)}. "
-            explanation += self.meaning(status, parts)
+            explanation += self.meaning(status, parts, passes)
         if missing and status != "not_measured":
             explanation += f" Missing from this verdict: {len(missing)} case result(s), listed below."
         key = parts[self.key_part]
         return Verdict(
             suite, target, status, key.label, key.estimate, explanation, case_ids(rows), rows, parts, missing,
-            any(p.point_only for p in parts), key.unit,
+            any(p.point_only for p in parts), key.unit, by_pass=passes,
         )  # fmt: skip
 
-    def meaning(self, status: Status, parts: list[Part]) -> str:
+    def meaning(self, status: Status, parts: list[Part], passes: list[Status]) -> str:
         if status == "holds":
             return self.holds_means
         if status == "does_not_hold":
             specs = {s.name: s for s in self.parts}
             return " ".join(specs[p.name].fails_means for p in parts if p.status == "does_not_hold").strip()
         if status == "inconclusive":
-            return "An interval straddles its threshold, so these measurements cannot tell."
+            straddles = "An interval straddles its threshold, so these measurements cannot tell."
+            return unsteady_text(parts, passes) or straddles
         return "A part of the rule has no measurements."
+
+
+def unsteady_text(parts: Sequence[Part], passes: Sequence[Status]) -> str:
+    """Why a verdict is inconclusive when its passes disagree ('' when they do not)."""
+    if not disagree(passes) and not any(disagree(p.by_pass) for p in parts):
+        return ""
+    where = f" ({passes_text(passes)})" if disagree(passes) else ""
+    return (
+        f"The passes disagree{where}: the machine drifted between passes by as much as the effect, so these "
+        "measurements cannot tell; measure again on a quieter machine or with more passes."
+    )

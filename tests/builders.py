@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from opbench import stats
 from opbench.case import Case
 from opbench.results import Device, Result, Run, Stats, new_run, slugify, write_run
 from opbench.suite import plans
@@ -25,26 +27,42 @@ def samples(median_s: float, n: int = 60, spread: float = 0.01, seed: int | None
     return tuple(float(x) for x in median_s * np.exp(rng.normal(0.0, spread, n)))
 
 
+def in_passes(medians_s: Sequence[float], n: int = 30, spread: float = 0.01, seed: int | None = None) -> Measured:
+    """Samples of one case in passes of one run, each pass around its own median (drift between passes)."""
+    seeds = [None] * len(medians_s) if seed is None else [seed + k for k in range(len(medians_s))]
+    passes = tuple(samples(m, n=n, spread=spread, seed=s) for m, s in zip(medians_s, seeds, strict=True))
+    return Measured("", "ok", samples=passes, median_s=stats.center(passes), macs=MACS)
+
+
 def measured(
-    plan_key: str, latency: Callable[[Case], float | None], spread: float = 0.01, seed: int = 0
+    plan_key: str, latency: Callable[[Case], float | None], spread: float = 0.01, seed: int = 0, passes: int = 1
 ) -> dict[str, Measured]:
     """Measured data for every case of a suite's default plan; latency(case) None leaves a case out. Each case's
-    noise depends on its id and `seed` only, not on what other tests drew before (give each target its own seed)."""
+    noise depends on its id and `seed` only, not on what other tests drew before (give each target its own seed).
+    With several passes every pass has the same median (a steady machine)."""
     data = {}
     for case in plans("default", [plan_key])[plan_key].cases:
         t = latency(case)
         if t is not None:
-            s = samples(t, spread=spread, seed=zlib.crc32(f"{case.id}|{seed}".encode()))
-            data[case.id] = Measured(case.id, "ok", samples=s, median_s=float(np.median(s)), macs=MACS)
+            case_seed = zlib.crc32(f"{case.id}|{seed}".encode())
+            m = in_passes([t] * passes, n=60 if passes == 1 else 30, spread=spread, seed=case_seed)
+            data[case.id] = dataclasses.replace(m, case=case.id)
     return data
 
 
-def result(case: Case, backend: str, median_s: float | None, status: str = "ok", spread: float = 0.02) -> Result:
+def result(
+    case: Case,
+    backend: str,
+    median_s: float | None,
+    status: str = "ok",
+    spread: float = 0.02,
+    passes: Sequence[float] = (1.0,),
+) -> Result:
     """One result as the plugin records it (median_s None: unsupported, no stats), without counting MACs (that
-    runs the module): every constructed case has MACS."""
+    runs the module): every constructed case has MACS. `passes`: each pass's median as a multiple of median_s."""
     stats = None
     if status == "ok" and median_s is not None:
-        stats = Stats.from_samples(samples(median_s, n=40, spread=spread))
+        stats = Stats.from_passes([samples(median_s * f, n=40 // len(passes), spread=spread) for f in passes])
     return Result(
         case=case.id,
         suite=case.suite,

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
-from opbench import compare
+from opbench import compare, stats
 from opbench.cli import main
 from opbench.errors import OpbenchError
 from opbench.results import Device, Result, Run, Stats, new_run, write_run
@@ -74,6 +75,43 @@ def test_big_ratio_with_overlapping_noisy_samples_is_noise():
     r = row(result("c", "x", a), result("c", "x", b))
     assert r["ratio"] == pytest.approx(1.15)
     assert r["p_value"] > 0.05 and r["change"] == "noise" and not r["significant"]
+
+
+def old_rule(a: list[float], b: list[float], factor: float = 1.1) -> bool:
+    """The rule compare had before asv's: beyond the factor and (p < 0.05 or 95% intervals apart), on raw samples."""
+    ma, mb = stats.median(a), stats.median(b)
+    p = scipy_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue
+    beyond = not 1 / factor <= np.median(b) / np.median(a) <= factor
+    return beyond and (p < 0.05 or ma.high < mb.low or mb.high < ma.low)
+
+
+def test_asv_rule_rejects_what_the_old_rule_called_significant():
+    a = list(np.linspace(1e-3, 2e-3, 12))
+    b = [x * 1.35 for x in a]  # 1.35x slower, but the two sets overlap: p is about 0.01
+    assert old_rule(a, b)
+    r = row(result("c", "x", a), result("c", "x", b))
+    assert 0.002 < r["p_value"] < 0.05 and r["change"] == "noise" and not r["significant"]
+    assert r["basis"] == "rank test p >= 0.002"
+
+
+def passes(medians: list[float], n: int = 100) -> list[list[float]]:
+    """One pass of n samples around each median (1% spread)."""
+    return [samples(m, n) for m in medians]
+
+
+def of_passes(per_pass: list[list[float]]) -> Result:
+    return Result(case="c", suite="obs4", backend="x", stats=Stats.from_passes(per_pass))
+
+
+def test_passes_are_the_test_samples_so_drift_is_not_a_change():
+    # B's last two passes ran while the machine was 25% slower: the raw samples differ wildly, the passes disagree
+    a, b = passes([1e-3, 1e-3, 1e-3]), passes([1e-3, 1.25e-3, 1.25e-3])
+    assert old_rule([x for p in a for x in p], [x for p in b for x in p])
+    drifting = row(of_passes(a), of_passes(b))
+    assert drifting["ratio"] > 1.1 and drifting["p_value"] is None  # 3 passes a side: the rank test cannot reach 0.002
+    assert drifting["change"] == "noise" and "99% intervals overlap" in drifting["basis"]
+    slower = row(of_passes(a), of_passes(passes([1.5e-3, 1.5e-3, 1.5e-3])))
+    assert slower["change"] == "slower" and "99% intervals apart" in slower["basis"]
 
 
 def test_only_medians_uses_the_factor_alone():

@@ -146,6 +146,31 @@ def _good_and_bad(tmp_path: Path) -> tuple[Path, Path]:
     return folder, bad
 
 
+def test_each_pass_verdict_shows_in_the_summary_and_verdicts_csv(tmp_path: Path):
+    """One run of three passes on two backends: steady on torch-eager, the reshaped stage drifting on ort-cpu."""
+    reshaped = "obs2/stage/meta3d_reshaped/c448_h7_d4"
+
+    def latency(case) -> float:
+        return 1.5e-3 if case.id == reshaped else 1e-3
+
+    steady = [result(c, "torch-eager", latency(c), passes=(1.0, 1.0, 1.0)) for c in cases_of("obs2")]
+    drift = [
+        result(c, "ort-cpu", 1e-3, passes=(1.0, 1.0, 1.5) if c.id == reshaped else (1.0, 1.0, 1.0))
+        for c in cases_of("obs2")
+    ]
+    write(make_run("Host", steady + drift), tmp_path / "results")
+    out = render([tmp_path / "results"], tmp_path / "r" / "index.html", progress=False)
+    verdicts = pd.read_csv(out.parent / "verdicts.csv").set_index(["suite", "backend"])
+    assert verdicts.loc[("obs2", "torch-eager"), "status"] == "holds"
+    assert verdicts.loc[("obs2", "torch-eager"), "by_pass"] == "holds; holds; holds"
+    drifting = verdicts.loc[("obs2", "ort-cpu")]
+    assert drifting["status"] == "inconclusive" and drifting["by_pass"] == "does not hold; does not hold; holds"
+    assert not drifting["passes_agree"] and "passes disagree" in drifting["explanation"]
+    html = read(out)
+    assert "passes ✓ ✓ ✓" in html and "passes ✗ ✗ ✓ (disagree)" in html
+    assert "Each pass alone: does not hold in passes 1, 2; holds in pass 3" in html
+
+
 def test_a_malformed_file_is_named_and_stops_the_report(tmp_path: Path, capsys):
     folder, bad = _good_and_bad(tmp_path)
     out = tmp_path / "reports" / "index.html"

@@ -39,9 +39,36 @@ def test_write_then_load_round_trips(tmp_path):
 def test_stats_keep_raw_samples_and_one_rule_says_which_are_usable():
     stats = Stats.from_samples([3.0, 1.0, 2.0, 4.0], 7)
     assert stats.median_s == 2.5 and stats.rounds == 4 and stats.iterations == 7
-    assert stats.samples_s == (3.0, 1.0, 2.0, 4.0) and stats.samples == stats.samples_s
+    assert stats.samples_s == (3.0, 1.0, 2.0, 4.0) and stats.samples == (stats.samples_s,)  # one pass
     assert Stats.from_samples([3.0]).samples is None and Stats(1e-3).samples is None  # a median alone: no interval
     assert Stats.from_json(stats.to_json()) == stats
+
+
+def test_samples_per_pass_round_trip_through_the_result_file(tmp_path):
+    passes = [(1.0e-3, 1.2e-3, 0.9e-3), (2.0e-3, 2.1e-3), (1.1e-3, 1.0e-3, 1.3e-3, 1.2e-3)]
+    stats = Stats.from_passes(passes, 10)
+    assert stats.passes_s == tuple(passes) and stats.rounds == 9
+    assert stats.median_s == pytest.approx((1.0e-3 + 2.05e-3 + 1.15e-3) / 3)  # the mean of the passes' medians
+    run = new_run(DEVICE, [dataclasses.replace(result(), stats=stats)], "pytest-benchmark", {"passes": 3})
+    path = write_run(run, tmp_path)
+    data = json.loads(path.read_text())
+    assert data["schema"] == "opbench-results/2"
+    assert data["results"][0]["stats"]["passes_s"] == [list(p) for p in passes]
+    assert "samples_s" not in data["results"][0]["stats"]
+    assert load_run(path).results[0].stats.passes_s == tuple(passes)
+
+
+def test_a_schema_1_file_still_loads_as_one_pass(tmp_path):
+    run = new_run(DEVICE, [result(samples=(1e-3, 1.1e-3, 0.9e-3, 1.2e-3))], "pytest-benchmark", {"threads": 1})
+    data = run.to_json()
+    data["schema"] = "opbench-results/1"
+    stats = data["results"][0]["stats"]
+    stats["samples_s"] = stats.pop("passes_s")[0]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    loaded = load_run(path).results[0].stats
+    assert loaded.passes_s == ((1e-3, 1.1e-3, 0.9e-3, 1.2e-3),) and loaded.samples_s == (1e-3, 1.1e-3, 0.9e-3, 1.2e-3)
+    assert loaded == run.results[0].stats
 
 
 def test_a_median_only_result_round_trips_without_empty_fields():

@@ -217,7 +217,9 @@ def test_files_replaced_together_change_nothing_when_one_cannot_be_written(tmp_p
 
 
 def timed(case: str, median_s: float, samples: list[float] | None = None) -> Result:
-    return Result(case=case, suite="obs4", backend="x", stats=Stats(median_s, samples_s=tuple(samples or ())))
+    return Result(
+        case=case, suite="obs4", backend="x", stats=Stats(median_s, passes_s=(tuple(samples),) if samples else ())
+    )
 
 
 def selection(results: list[Result]) -> compare.Selection:

@@ -76,10 +76,11 @@ def test_a_long_problem_is_quoted_short(tmp_path):
 
 def test_a_result_with_a_hundred_thousand_samples_reports_quickly(tmp_path):
     path, run = written(tmp_path, keys=("obs3",))
-    run["results"][0]["stats"]["samples_s"] = [1e-4 * (1 + (i % 7) / 100) for i in range(100_000)]
+    run["results"][0]["stats"]["passes_s"] = [[1e-4 * (1 + (i % 7) / 100) for i in range(50_000)]] * 2
     path.write_text(json.dumps(run))
     (loaded,) = load_runs([path])
-    assert len(loaded.results[0].stats.samples_s) == MAX_SAMPLES
+    thinned = loaded.results[0].stats
+    assert len(thinned.passes_s) == 2 and len(thinned.samples_s) == MAX_SAMPLES  # the same share of each pass
     start = time.perf_counter()
     render([path], tmp_path / "r" / "index.html", progress=False)
     assert time.perf_counter() - start < 60  # bounded work; the 10 s is measured in the note, not here
@@ -127,6 +128,15 @@ def test_a_killed_run_keeps_what_it_finished_and_the_report_renders_it(tmp_path,
     html = render([results], tmp_path / "r" / "index.html", progress=False).read_text()
     assert done[0].case in html
     assert not [p for p in results.rglob("*") if p.name.startswith(".")]  # no temporary files
+
+
+def test_a_run_killed_in_its_second_pass_keeps_every_case_once_with_the_passes_it_finished(tmp_path):
+    results = tmp_path / "results"
+    process = bench(results, tmp_path / "cache", "--opbench-passes=2")
+    kill_after(process, results, 22, signal.SIGKILL)  # 20 cases in pass 1, then two of pass 2
+    (run,) = load_runs([results])
+    assert len(run.results) == len({r.case for r in run.results}) == 20
+    assert sum(len(r.stats.passes_s) == 2 for r in run.results) >= 2
 
 
 def test_a_result_file_that_cannot_be_written_keeps_the_journal(tmp_path):

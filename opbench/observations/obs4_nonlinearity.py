@@ -23,11 +23,14 @@ from opbench.verdict import (
     Target,
     Threshold,
     Verdict,
+    by_pass,
     case_ids,
     combined,
     decide,
     fmt,
     geomean_of_rows,
+    steady,
+    unsteady_text,
 )  # fmt: skip
 
 KEY = "obs4"
@@ -143,21 +146,26 @@ class DependenceRule(Rule):
             and ratios[u][b].estimate.clearly_below(ratios[u][a].estimate)
         ]
         differing = [p for p in parts if p.status == "holds"]
-        if differing or reversals:
-            status = "holds"
-        elif parts and all(p.status == "does_not_hold" for p in parts):
-            status = "does_not_hold"
-        else:
-            status = "inconclusive"
+        passes = by_pass(parts, self.combine)
+        status = steady("holds" if reversals else self.combine([p.status for p in parts]), passes)
         key = max(differing or parts, key=lambda p: p.estimate.value, default=None)
         text = self._explain(status, len(targets), differing, reversals, key)
+        if status == "inconclusive":
+            text += unsteady_text(parts, passes)
         if missing:
             text += f" Missing from this verdict: {len(missing)} case result(s), listed below."
         label = key.label if key else "activation / ReLU, ratio between two pairs"
         estimate = key.estimate if key else None
         point_only = bool(key and key.point_only)
         return [Verdict(status=status, key_label=label, key=estimate, explanation=text, parts=parts,
-                        point_only=point_only, **common)]  # fmt: skip
+                        point_only=point_only, by_pass=passes, **common)]  # fmt: skip
+
+    @staticmethod
+    def combine(statuses: list[str]) -> str:
+        """Holds when some difference holds; does not hold when every one does not; else inconclusive."""
+        if "holds" in statuses:
+            return "holds"
+        return "does_not_hold" if statuses and all(s == "does_not_hold" for s in statuses) else "inconclusive"
 
     @staticmethod
     def _difference(act: str, t: Target, u: Target, ratios: dict, evidence: Evidence) -> Part:
@@ -212,7 +220,7 @@ class DependenceRule(Rule):
         return (
             f"Inconclusive across {n} (device, backend) pairs: no activation's ratio to ReLU differs by more than "
             f"{threshold:g}x beyond its interval and no two activations clearly swap order, but not every difference "
-            f"is shown to be below {threshold:g}x either" + (f"; the largest is {largest}." if key else ".")
+            f"is shown to be below {threshold:g}x either" + (f"; the largest is {largest}. " if key else ". ")
         )
 
 

@@ -23,7 +23,7 @@ from opbench.report import build as building
 from opbench.report import extras as extra_views
 from opbench.report import figures
 from opbench.results import DEFAULT_DIR
-from opbench.verdict import STATUS_LABELS, Row, fmt
+from opbench.verdict import STATUS_LABELS, STATUS_MARK, Row, Verdict, fmt, passes_text
 
 DEFAULT_OUT = Path("reports/index.html")
 CSV_TABLES = {
@@ -35,7 +35,6 @@ CSV_TABLES = {
     "published.csv": building.published_table,
     "breakdown.csv": building.breakdown_table,
 }
-STATUS_MARK = {"holds": "✓", "does_not_hold": "✗", "inconclusive": "?", "not_measured": "–"}
 
 
 def _stderr(message: str) -> None:
@@ -105,6 +104,14 @@ def _cell_keys(v, t, across: bool) -> list[str]:
     if len(v.parts) > 1:
         return [f"{p.name}: {fmt(p.estimate, p.unit, p.point_only)}" for p in v.parts]
     return [v.key_text]
+
+
+def _passes_view(v: Verdict | None) -> dict:
+    """The verdict each pass alone gives, as marks (✓ ✓ ✗) and as words; empty with fewer than two passes."""
+    if v is None or not v.by_pass:
+        return {"marks": "", "text": "", "agree": True}
+    marks = " ".join(STATUS_MARK[s] for s in v.by_pass)
+    return {"marks": marks, "text": passes_text(v.by_pass), "agree": v.passes_agree}
 
 
 def _row_view(row: Row | None) -> dict:
@@ -181,6 +188,7 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
                         "anchor": _anchor(key, v.target.device, v.target.backend)
                         if v.target
                         else _anchor(key, "all-pairs"),
+                        "passes": _passes_view(v),
                     }
                     for v in report.verdicts.get(key, [])
                 ],
@@ -212,6 +220,7 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
                     "key_label": suite.rule.cell_label if across else (v.key_label if v else ""),
                     "needs_another": across and v is not None and v.status == "inconclusive" and len(v.by_target) < 2,
                     "anchor": _anchor(key, "all-pairs") if across else _anchor(key, t.device, t.backend),
+                    "passes": _passes_view(v),
                 }
             )
         summary.append({"suite": suite, "cells": cells})

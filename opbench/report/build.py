@@ -25,7 +25,7 @@ from opbench.profile import Breakdown, OpRow, breakdown
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
 from opbench.suite import Comparison, Plan, Suite, import_suites, plans, suites
-from opbench.verdict import Evidence, Measured, Row, Target, Verdict
+from opbench.verdict import STATUS_LABELS, Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
 SOURCE_LABELS = {"pytest-benchmark": "measured", "import": "imported", "reference": "published"}
@@ -347,6 +347,8 @@ def verdicts_table(report: Report) -> pd.DataFrame:
                     "key_metric": v.key_label,
                     **_est_columns("key", v.key),
                     "point_estimate": v.point_only,
+                    "by_pass": "; ".join(STATUS_LABELS[st] for st in v.by_pass),
+                    "passes_agree": v.passes_agree,
                     "explanation": v.explanation,
                     "missing": len(v.missing),
                     "cases": " ".join(v.case_ids),
