@@ -27,6 +27,7 @@ BUILTIN = (  # the modules that define opbench's own suites, each as a module-le
     "opbench.observations.obs4_nonlinearity",
     "opbench.overhead",
     "opbench.models.suite",
+    "opbench.lookup",
 )
 
 
