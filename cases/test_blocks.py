@@ -1,4 +1,4 @@
-"""The block lookup table: every distinct block of the zoo and of the slimming search space (cases: opbench/lookup.py)."""
+"""The block lookup table: every distinct block of the zoo and of the slimming search space (opbench/lookup.py)."""
 
 SUITE = "blocks"
 

@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
+from dataclasses import dataclass
 
+from opbench.case import Case, make_case
+from opbench.errors import OpbenchError
 from opbench.models import efficientformer
 from opbench.models.efficientformer import EfficientFormer
+from opbench.verdict import Measured
 
 FAMILY = "efficientformer"
 WIDTHS = tuple(tuple(efficientformer.WIDTHS[v][i] for v in ("l1", "l3", "l7")) for i in range(4))
@@ -58,3 +63,91 @@ def probe_sources() -> list:
 
 def space() -> itertools.product:
     return itertools.product(itertools.product(*WIDTHS), itertools.product(*DEPTHS))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    widths: tuple[int, ...]
+    depths: tuple[int, ...]
+    num_meta3d: int
+    predicted_s: float
+    macs: int
+
+    @property
+    def name(self) -> str:
+        return f"w{'-'.join(map(str, self.widths))}_d{'-'.join(map(str, self.depths))}_m{self.num_meta3d}"
+
+    def blocks(self) -> list[str]:
+        return candidate_blocks(self.widths, self.depths, self.num_meta3d)
+
+    def case(self) -> Case:
+        factory = functools.partial(EfficientFormer, self.widths, self.depths, self.num_meta3d)
+        return make_case("slim", FAMILY, self.name, factory, (1, 3, 224, 224), "slim", "slimmed EfficientFormer")
+
+
+@functools.cache
+def parts() -> dict[tuple, str]:
+    """The table entry (block case id) of each part of a candidate, read off the probes' decompositions:
+    ("stem", w0), ("down", i, w_prev, w), ("meta4d", i, w), ("to3d", w), ("meta3d", w), ("head", w)."""
+    from opbench.lookup import model_blocks
+
+    found: dict[tuple, str] = {}
+    for widths in probe_widths():
+        at = {u.path: u.case.id for u in model_blocks(probe_name(widths))}
+        found[("stem", widths[0])] = at["stem"]
+        for i, w in enumerate(widths):
+            found[("meta4d", i, w)] = at[f"stages.{i}.blocks.0"]
+            if i:
+                found[("down", i, widths[i - 1], w)] = at[f"stages.{i}.downsample"]
+        found[("to3d", widths[3])] = at["stages.3.blocks.1"]
+        found[("meta3d", widths[3])] = at["stages.3.blocks.2"]
+        found[("head", widths[3])] = at["head"]
+    return found
+
+
+def candidate_blocks(widths: tuple[int, ...], depths: tuple[int, ...], num_meta3d: int) -> list[str]:
+    """The block sequence of a candidate, in EfficientFormer's order (tests check it against the walked
+    decomposition of L1, L3 and L7)."""
+    p = parts()
+    out = [p[("stem", widths[0])]]
+    for i, (w, d) in enumerate(zip(widths, depths, strict=True)):
+        if i:
+            out.append(p[("down", i, widths[i - 1], w)])
+        out += [p[("meta4d", i, w)]] * (d - (num_meta3d if i == 3 else 0))
+    return out + [p[("to3d", widths[3])]] + [p[("meta3d", widths[3])]] * num_meta3d + [p[("head", widths[3])]]
+
+
+def search(table: dict[str, Measured], budget_s: float) -> Candidate:
+    """The candidate with the most MACs (the accuracy proxy) whose predicted latency fits the budget."""
+    if not math.isfinite(budget_s) or budget_s <= 0:
+        raise OpbenchError(f"the budget must be a positive number of milliseconds, not {budget_s * 1e3:g}")
+    missing = sorted({b for b in parts().values() if b not in table or not table[b].macs})
+    if missing:
+        raise OpbenchError(
+            f"the lookup table lacks {len(missing)} search-space block(s) on this device/backend, e.g. "
+            f"{missing[0]}; run the blocks suite there"
+        )
+    t = {k: table[b].median_s for k, b in parts().items()}
+    m = {k: table[b].macs for k, b in parts().items()}
+    best: Candidate | None = None
+    fastest = math.inf
+    for widths in filter(valid, itertools.product(*WIDTHS)):
+        keys = [("stem", widths[0])] + [("down", i, widths[i - 1], widths[i]) for i in range(1, 4)]
+        keys += [("to3d", widths[3]), ("head", widths[3])]
+        base_t, base_m = sum(t[k] for k in keys), sum(m[k] for k in keys)
+        per_t = [t[("meta4d", i, w)] for i, w in enumerate(widths)]
+        per_m = [m[("meta4d", i, w)] for i, w in enumerate(widths)]
+        extra_t, extra_m = t[("meta3d", widths[3])] - per_t[3], m[("meta3d", widths[3])] - per_m[3]
+        for depths in itertools.product(*DEPTHS):
+            lat = base_t + sum(d * x for d, x in zip(depths, per_t, strict=True))
+            macs = base_m + sum(d * x for d, x in zip(depths, per_m, strict=True))
+            for k in range(1, depths[3] + 1):
+                lat_k, macs_k = lat + k * extra_t, macs + k * extra_m
+                fastest = min(fastest, lat_k)
+                if lat_k <= budget_s and (best is None or (macs_k, -lat_k) > (best.macs, -best.predicted_s)):
+                    best = Candidate(widths, depths, k, lat_k, macs_k)
+    if best is None:
+        raise OpbenchError(
+            f"no configuration fits {budget_s * 1e3:g} ms; the fastest is predicted at {fastest * 1e3:.3g} ms"
+        )
+    return best

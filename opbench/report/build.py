@@ -450,3 +450,22 @@ def breakdown_table(report: Report) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def _prediction_tables(report: Report) -> dict[tuple[str, str], dict[str, Measured]]:
+    return {(t.device_name, t.backend): report.data[t] for t in report.targets if t.source != REFERENCE}
+
+
+def prediction_table(report: Report) -> pd.DataFrame:
+    """Each zoo model's latency predicted from the block lookup table against its measured latency, per target."""
+    from opbench.predict import validation
+
+    return validation(_prediction_tables(report))
+
+
+def prediction_summary_table(report: Report) -> pd.DataFrame:
+    """Per target: share of models within +-10% / +-5%, RMSPE, mean error; then the mean error per model family."""
+    from opbench.predict import summary
+
+    table = prediction_table(report)
+    return pd.concat([summary(table), summary(table, ("device", "backend", "family"))], ignore_index=True)
