@@ -119,10 +119,10 @@ def test_predict_sums_the_blocks_with_an_interval_and_gives_the_error(tmp_path, 
 
 def test_validation_shares_and_rmspe():
     table = {}
-    for name, factor in (("efficientformer_l1", 1.0), ("efficientformer_l3", 0.8), ("poolformer_s12", 1.08)):
+    factors = (("efficientformer_l1", 1.0), ("efficientformer_l3", 0.8), ("poolformer_s12", 1.08))
+    for name, factor in factors:  # predicted / measured = factor
         for u in lookup.model_blocks(name):
             table[u.case.id] = Measured(u.case.id, median_s=1e-4)
-    for name, factor in (("efficientformer_l1", 1.0), ("efficientformer_l3", 0.8), ("poolformer_s12", 1.08)):
         predicted = 1e-4 * len(lookup.model_blocks(name))
         table[f"models/{name}"] = Measured(f"models/{name}", median_s=predicted / factor)
     rows = predict.validation({(DEVICE, BACKEND): table})
