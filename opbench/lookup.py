@@ -27,7 +27,7 @@ from torch import nn
 
 from opbench.case import Case, make_case
 from opbench.models import ZOO
-from opbench.suite import Plan, Suite
+from opbench.suite import Plan, Predictions, Suite
 
 KEY = "blocks"
 WHOLE = ("stem", "downsample", "head")  # contract names that stay one block whatever their type
@@ -213,6 +213,16 @@ def plan(grid: str) -> Plan:
     p = Plan()
     for case in table().cases:
         p.add(case)
+    p.extras.append(
+        Predictions(
+            "Whole-model latency predicted from the blocks",
+            "Each zoo model's latency predicted as the sum of its blocks' medians, against the model measured whole "
+            "on the same target: the share within ±10% and ±5% (nn-Meter's metric), RMSPE, and the mean error. A "
+            "positive mean error says the sum overshoots: the backend fuses across block boundaries, or each block "
+            "pays a per-call floor that the whole model pays once; negative: the whole runs slower than its parts "
+            "(caches, memory). Per model: prediction.csv; summary: prediction_summary.csv.",
+        )
+    )
     return p
 
 

@@ -83,7 +83,16 @@ class Breakdowns:
     comparisons: list[Comparison] = field(default_factory=list)
 
 
-Extra = Sweep | ModelMap | Breakdowns
+@dataclass
+class Predictions:
+    """A report extra: each measured target's zoo models predicted from the block lookup table against measured
+    (opbench.predict): the share within +-10% and +-5%, RMSPE, and the mean error per model family."""
+
+    title: str
+    caption: str
+
+
+Extra = Sweep | ModelMap | Breakdowns | Predictions
 
 
 @dataclass
