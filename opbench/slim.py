@@ -121,7 +121,7 @@ def search(table: dict[str, Measured], budget_s: float) -> Candidate:
     """The candidate with the most MACs (the accuracy proxy) whose predicted latency fits the budget."""
     if not math.isfinite(budget_s) or budget_s <= 0:
         raise OpbenchError(f"the budget must be a positive number of milliseconds, not {budget_s * 1e3:g}")
-    missing = sorted({b for b in parts().values() if b not in table or not table[b].macs})
+    missing = sorted({b for b in parts().values() if b not in table or table[b].macs is None})
     if missing:
         raise OpbenchError(
             f"the lookup table lacks {len(missing)} search-space block(s) on this device/backend, e.g. "
