@@ -312,6 +312,86 @@ def add_stability(sub) -> None:
     p.set_defaults(func=cmd_stability)
 
 
+def _ms(e) -> str:
+    return f"{e.value * 1e3:.3f} ms" + (f" [{e.low * 1e3:.3f}, {e.high * 1e3:.3f}]" if e.has_interval else "")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from opbench.predict import measured_table, predict
+
+    p = predict(args.model, measured_table([args.results_dir], args.device, args.backend))
+    for block, count in p.blocks:
+        print(f"{count:3d} x {block}")
+    if p.floor_s is None:
+        print("no per-call floor measured on this device/backend (the overhead suite): the plain sum is the prediction")
+    else:
+        print(f"per-call floor {p.floor_s * 1e3:.3f} ms, paid once by the whole model, by each block timed alone")
+    print(f"predicted (block medians summed, less the floor of all blocks but one; 95% bootstrap interval): "
+          f"{_ms(p.predicted)}")  # fmt: skip
+    print(f"plain sum of the block medians: {p.plain_sum_s * 1e3:.3f} ms")
+    if p.measured:
+        print(
+            f"measured  (models/{args.model}): {_ms(p.measured)}; error {p.error:+.1%} (plain sum {p.plain_error:+.1%})"
+        )
+    else:
+        print(f"measured: models/{args.model} was not measured on this device/backend")
+    return 0
+
+
+def budget_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from exc
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the budget must be a positive finite number of milliseconds, not {text}")
+    return value
+
+
+def cmd_slim(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from opbench import slim
+    from opbench.backends import RunConfig, get_backend
+    from opbench.measure import measure
+    from opbench.model_profile import perf_counter_timer
+    from opbench.predict import measured_table
+
+    best = slim.search(measured_table([args.results_dir], args.device, args.backend), args.budget_ms / 1e3)
+    print(f"found {best.name}: widths {best.widths}, depths {best.depths}, {best.num_meta3d} Meta3D")
+    print(f"  {best.macs / 1e9:.3f} GMACs (the accuracy proxy), predicted {best.predicted_s * 1e3:.3f} ms")
+    if args.no_measure:
+        return 0
+    timer, samples = perf_counter_timer(args.seconds, warmup=3, min_rounds=5)
+    outcome = measure(best.case(), get_backend(args.backend), RunConfig(threads=args.threads), timer)
+    if outcome.status != "ok":
+        raise OpbenchError(f"{best.name} could not be measured on {args.backend}: {outcome.reason}")
+    measured = float(np.median(samples))
+    print(
+        f"  measured here: {measured * 1e3:.3f} ms (median of {len(samples)}; check max abs err "
+        f"{outcome.check.max_abs_err:.2g}); predicted / measured - 1 = {best.predicted_s / measured - 1:+.1%}"
+    )
+    return 0
+
+
+def add_lookup(sub) -> None:
+    p = sub.add_parser("predict", help="a zoo model's latency from the block lookup table, against measured")
+    p.add_argument("model", help="a zoo model (opbench list --suite models)")
+    p.add_argument("--device", required=True, help="device name or slug of the results")
+    p.add_argument("--backend", required=True)
+    p.add_argument("--results-dir", default=str(DEFAULT_DIR), help="where runs are found (default: %(default)s)")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("slim", help="search EfficientFormer's space for the most MACs under a latency budget")
+    p.add_argument("--budget-ms", type=budget_ms, required=True, help="latency budget in milliseconds")
+    p.add_argument("--device", required=True, help="device name or slug of the lookup table")
+    p.add_argument("--backend", required=True)
+    p.add_argument("--results-dir", default=str(DEFAULT_DIR), help="where runs are found (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="threads for measuring the result (default: 1)")
+    p.add_argument("--seconds", type=float, default=1.0, help="timing length for the result (default: 1 s)")
+    p.add_argument("--no-measure", action="store_true", help="search only; do not build and measure the result")
+    p.set_defaults(func=cmd_slim)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -324,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare(sub)
     add_profile(sub)
     add_stability(sub)
+    add_lookup(sub)
     return parser
 
 

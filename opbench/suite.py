@@ -20,6 +20,8 @@ from opbench.case import Case
 from opbench.errors import OpbenchError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from opbench.verdict import Rule, Threshold
 
 SUPPORTING = "supporting"  # the role of a comparison that no part of a rule uses: shown, quantified, not judged
@@ -30,6 +32,7 @@ BUILTIN = (  # the modules that define opbench's own suites, each as a module-le
     "opbench.observations.obs4_nonlinearity",
     "opbench.overhead",
     "opbench.models.suite",
+    "opbench.lookup",
 )
 
 
@@ -85,7 +88,19 @@ class Breakdowns:
     comparisons: list[Comparison] = field(default_factory=list)
 
 
-Extra = Sweep | ModelMap | Breakdowns
+@dataclass
+class Predictions:
+    """A report extra: whole models predicted from measured parts against measured, per target (opbench.predict).
+    `validation` makes the table (one row per model and target, from each target's measured data by case id);
+    `summary` condenses it by the given columns (share within +-10% and +-5%, RMSPE, mean error)."""
+
+    title: str
+    caption: str
+    validation: Callable[[dict], pd.DataFrame]
+    summary: Callable[..., pd.DataFrame]
+
+
+Extra = Sweep | ModelMap | Breakdowns | Predictions
 
 
 @dataclass

@@ -34,20 +34,30 @@ class Head(nn.Module):
         return self.fc(self.norm(x)[:, 0])
 
 
+class TokenEmbed(nn.Module):
+    """The patch grid as tokens (B, N, C), the class token prepended, learned position embeddings added."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.flat = blocks.To3D()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, TOKENS + 1, dim) * 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.flat(x)
+        return torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
+
+
 class DeiT(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_classes: int = 1000):
         super().__init__()
         self.stem = blocks.patch_embed(dim, PATCH, PATCH)
-        self.to_tokens = blocks.To3D()
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.randn(1, TOKENS + 1, dim) * 0.02)
+        self.to_tokens = TokenEmbed(dim)
         self.blocks = nn.Sequential(*(blocks.TransformerBlock(dim, num_heads, MLP_RATIO) for _ in range(DEPTH)))
         self.head = Head(dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.to_tokens(self.stem(x))
-        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
-        return self.head(self.blocks(x))
+        return self.head(self.blocks(self.to_tokens(self.stem(x))))
 
 
 def deit(variant: str) -> DeiT:

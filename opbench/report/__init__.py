@@ -34,6 +34,8 @@ CSV_TABLES = {
     "environment.csv": building.environment_table,
     "published.csv": building.published_table,
     "breakdown.csv": building.breakdown_table,
+    "prediction.csv": building.prediction_table,
+    "prediction_summary.csv": building.prediction_summary_table,
 }
 
 

@@ -24,7 +24,7 @@ from opbench.errors import OpbenchError
 from opbench.profile import Breakdown, OpRow, breakdown
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
-from opbench.suite import Comparison, Plan, Suite, import_suites, plans, suites
+from opbench.suite import Comparison, Plan, Predictions, Suite, import_suites, plans, suites
 from opbench.verdict import STATUS_LABELS, Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
@@ -454,3 +454,30 @@ def breakdown_table(report: Report) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def predicted(report: Report, extra: Predictions) -> pd.DataFrame:
+    """A Predictions extra's validation table over the measured (not published) targets."""
+    return extra.validation(
+        {(t.device_name, t.backend): report.data[t] for t in report.targets if t.source != REFERENCE}
+    )
+
+
+def _predictions(report: Report) -> list[tuple[Predictions, pd.DataFrame]]:
+    extras = [e for p in report.plans.values() for e in p.extras if isinstance(e, Predictions)]
+    return [(e, predicted(report, e)) for e in extras]
+
+
+def prediction_table(report: Report) -> pd.DataFrame:
+    """Whole models predicted from their measured parts against measured, per target (every Predictions extra)."""
+    return pd.concat([table for _, table in _predictions(report)] or [pd.DataFrame()], ignore_index=True)
+
+
+def prediction_summary_table(report: Report) -> pd.DataFrame:
+    """Per target: share of models within +-10% / +-5%, RMSPE, mean error; then the same per model family."""
+    frames = [
+        e.summary(t, by)
+        for e, t in _predictions(report)
+        for by in (("device", "backend"), ("device", "backend", "family"))
+    ]
+    return pd.concat(frames or [pd.DataFrame()], ignore_index=True)

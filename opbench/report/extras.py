@@ -7,9 +7,9 @@ Breakdowns), and each kind is drawn here the same way for every suite.
 from __future__ import annotations
 
 from opbench.profile import Breakdown
-from opbench.report import figures
+from opbench.report import build, figures
 from opbench.report.build import Report
-from opbench.suite import Breakdowns, Extra, ModelMap, Sweep
+from opbench.suite import Breakdowns, Extra, ModelMap, Predictions, Sweep
 from opbench.verdict import Target, fmt
 
 
@@ -24,7 +24,25 @@ def view(report: Report, extra: Extra, targets: list[Target]) -> dict:
         found["uri"] = figures.model_map_figure(report, extra.points, targets)
     elif isinstance(extra, Breakdowns):
         _breakdowns(report, extra, targets, found)
+    elif isinstance(extra, Predictions):
+        _predictions(report, extra, found)
     return found
+
+
+def _predictions(report: Report, extra: Predictions, found: dict) -> None:
+    """Per target, then per target and family: models validated, within +-10% / +-5%, RMSPE, mean error."""
+    summary = extra.summary
+    table = build.predicted(report, extra)
+    found["columns"] = ["device / backend", "family", "models validated", "within ±10%", "within ±5%", "RMSPE", "mean error",
+                        "plain sum within ±10%"]  # fmt: skip
+    for families, frame in ((False, summary(table)), (True, summary(table, ("device", "backend", "family")))):
+        for r in frame.itertuples():
+            found["rows"].append(
+                [f"{r.device} / {r.backend}", r.family if families else "(all)", r.models, f"{r.within_10pct:.0%}",
+                 f"{r.within_5pct:.0%}", f"{r.rmspe:.1%}", f"{r.mean_error:+.1%}", f"{r.plain_within_10pct:.0%}"]
+            )  # fmt: skip
+    if table.empty:
+        found["notes"].append("No target has both the blocks and whole models measured.")
 
 
 def _breakdowns(report: Report, extra: Breakdowns, targets: list[Target], found: dict) -> None:

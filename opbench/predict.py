@@ -1,0 +1,154 @@
+"""A model's latency predicted from the block lookup table, and how far the predictions are from measured models.
+
+Prediction = the sum of the model's blocks' measured medians (each block counted as often as the model uses it),
+less the backend's per-call floor for every block but one: each block timed alone pays one call into the runtime
+(the `overhead` suite's floor, measured in the same run), the whole model pays it once. Without a measured floor the
+plain sum is the prediction, and says so. Interval: a bootstrap of that statistic (stats.of_medians: every sample set
+resampled, medians combined), not a sum of the blocks' intervals (too wide: the blocks' errors are independent).
+The validation table uses point values; nn-Meter's metric is the share of models predicted within +-10% (and +-5%).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from opbench import overhead, stats
+from opbench.errors import OpbenchError
+from opbench.results import load_runs, slugify
+from opbench.stats import Estimate
+from opbench.verdict import Measured
+
+MODELS_SUITE = "models"
+FLOOR = overhead.plan("default").cases[0].id  # the per-call floor case
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: str
+    blocks: tuple[tuple[str, int], ...]  # (block case id, times used), in first-use order
+    predicted: Estimate  # seconds: the sum less the floor of every block but one
+    measured: Estimate | None  # the whole model's median, where it was measured
+    plain_sum_s: float  # the blocks' medians summed, no floor taken off
+    floor_s: float | None  # the backend's per-call floor, where measured
+
+    @property
+    def plain_error(self) -> float | None:
+        return self.plain_sum_s / self.measured.value - 1 if self.measured else None
+
+    @property
+    def error(self) -> float | None:
+        """Predicted over measured, minus 1 (+0.1: the sum is 10% above the measured model)."""
+        return self.predicted.value / self.measured.value - 1 if self.measured else None
+
+
+def measured_table(paths: Iterable[Path | str], device: str, backend: str) -> dict[str, Measured]:
+    """Every ok result of one (device, backend), the latest run winning: the lookup table and the measured models."""
+    runs = [r for r in load_runs(paths) if r.source != "reference"]
+    wanted = slugify(device) if any(ch.isalnum() for ch in device) else device
+    runs = [r for r in runs if device in (r.device.name, r.device.slug) or r.device.slug == wanted]
+    if not runs:
+        raise OpbenchError(f"no results for device {device!r}; measure there first (make bench) or check the name")
+    table: dict[str, Measured] = {}
+    for run in sorted(runs, key=lambda r: r.created):
+        for r in run.results:
+            if r.backend == backend and r.ok:
+                s = r.stats
+                table[r.case] = Measured(r.case, samples=s.samples, median_s=s.median_s, macs=r.macs, run_id=run.run_id)
+    if not any(case.startswith("blocks/") for case in table):
+        raise OpbenchError(
+            f"no block lookup table for {device!r} / {backend!r}: run the blocks suite there "
+            f'(make bench ARGS="--opbench-suites blocks --opbench-backends {backend}")'
+        )
+    return table
+
+
+def predict_blocks(
+    model: str, block_ids: Sequence[str], table: dict[str, Measured], interval: bool = True
+) -> Prediction:
+    """The sum of the blocks' medians (with a bootstrap interval of the sum) and the measured model, if any."""
+    counts = Counter(block_ids)
+    missing = [b for b in counts if b not in table]
+    if missing:
+        raise OpbenchError(
+            f"{model}: {len(missing)} block(s) not in the table for this device/backend, e.g. {missing[0]}; "
+            "run the blocks suite there"
+        )
+    ids = list(counts)
+    weights = np.array([counts[b] for b in ids], dtype=float)
+    floor = table.get(FLOOR)
+    if floor is not None:  # the floor is one more sample set, counted minus (blocks - 1) times
+        ids, weights = [*ids, FLOOR], np.append(weights, 1.0 - weights.sum())
+    sets = [table[b] for b in ids]
+    medians = [m.median_s for m in sets]
+
+    def statistic(meds: list[np.ndarray]) -> np.ndarray:
+        return sum(w * m for w, m in zip(weights, meds, strict=True))
+
+    if interval:
+        predicted = stats.of_medians([m.samples for m in sets], medians, statistic)
+    else:
+        predicted = Estimate(float(np.dot(weights, medians)))
+    plain = float(sum(counts[b] * table[b].median_s for b in counts))
+    whole = table.get(f"{MODELS_SUITE}/{model}")
+    measured = stats.median(whole.samples, whole.median_s) if whole and interval else None
+    if whole and not interval:
+        measured = Estimate(whole.median_s)
+    floor_s = floor.median_s if floor is not None else None
+    return Prediction(model, tuple(counts.items()), predicted, measured, plain, floor_s)
+
+
+def predict(model: str, table: dict[str, Measured], interval: bool = True) -> Prediction:
+    from opbench import lookup
+    from opbench.models import ZOO
+
+    if model not in ZOO:
+        raise OpbenchError(f"unknown model {model!r}; choose from {', '.join(ZOO)}")
+    return predict_blocks(model, [u.case.id for u in lookup.model_blocks(model)], table, interval)
+
+
+def validation(tables: dict[tuple[str, str], dict[str, Measured]]) -> pd.DataFrame:
+    """One row per zoo model measured whole and from blocks on a (device, backend): predicted, measured, error."""
+    from opbench.models import ZOO
+
+    rows = []
+    for (device, backend), table in tables.items():
+        for name, model in ZOO.items():
+            if f"{MODELS_SUITE}/{name}" not in table:
+                continue
+            try:
+                p = predict(name, table, interval=False)
+            except OpbenchError:
+                continue  # blocks missing on this target: nothing to validate
+            rows.append(
+                {"device": device, "backend": backend, "model": name, "family": model.family,
+                 "predicted_ms": p.predicted.value * 1e3, "measured_ms": p.measured.value * 1e3, "error": p.error,
+                 "plain_sum_ms": p.plain_sum_s * 1e3, "plain_error": p.plain_error,
+                 "floor_ms": None if p.floor_s is None else p.floor_s * 1e3}
+            )  # fmt: skip
+    columns = ["device", "backend", "model", "family", "predicted_ms", "measured_ms", "error", "plain_sum_ms",
+               "plain_error", "floor_ms"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary(table: pd.DataFrame, by: Sequence[str] = ("device", "backend")) -> pd.DataFrame:
+    """Per group: models validated, share within +-10% and +-5%, RMSPE, mean error (the sum's bias: negative where
+    the backend fuses across block boundaries so that the whole runs faster than its parts)."""
+    columns = [*by, "models", "within_10pct", "within_5pct", "rmspe", "mean_error", "plain_within_10pct"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    groups = table.groupby(list(by), sort=False)
+    out = groups["error"].agg(
+        models="size",
+        within_10pct=lambda e: float((e.abs() <= 0.10).mean()),
+        within_5pct=lambda e: float((e.abs() <= 0.05).mean()),
+        rmspe=lambda e: float(np.sqrt((e**2).mean())),
+        mean_error="mean",
+    )
+    out["plain_within_10pct"] = groups["plain_error"].agg(lambda e: float((e.abs() <= 0.10).mean()))
+    return out.reset_index()[columns]

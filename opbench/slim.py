@@ -1,0 +1,155 @@
+"""Latency-driven slimming (the EfficientFormer paper's search), read from the block lookup table.
+
+Search space (document of record; the paper searched stage widths, stage depths and the number of MB3D blocks in the
+last stage of a supernet, without publishing its grid): EfficientFormer's macro-structure (blocks.efficientformer_stem,
+Conv3x3 s2 + BN downsampling, Meta4D stages, one Flat and Meta3D blocks at the end of stage 4, the distilled head)
+with
+- the width of each stage one of L1's, L3's or L7's at that stage (WIDTHS),
+- the depth of each stage in DEPTHS (spanning L1 to L7),
+- the number of Meta3D blocks in stage 4 from 1 to its depth.
+Accuracy is not measured here: the objective is the most MACs under the budget, MACs standing in for accuracy (a
+proxy: within this family a larger network was the more accurate one in the paper's Table 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from dataclasses import dataclass
+
+from opbench.case import Case, make_case
+from opbench.errors import OpbenchError
+from opbench.models import efficientformer
+from opbench.models.efficientformer import EfficientFormer
+from opbench.predict import FLOOR
+from opbench.verdict import Measured
+
+FAMILY = "efficientformer"
+WIDTHS = tuple(tuple(efficientformer.WIDTHS[v][i] for v in ("l1", "l3", "l7")) for i in range(4))
+DEPTHS = (range(2, 7), range(2, 7), range(6, 19, 2), range(3, 9))
+PROBE_DEPTHS = (1, 1, 1, 2)  # one Meta4D per stage, then Flat and one Meta3D: every block kind once
+
+
+def valid(widths: tuple[int, ...]) -> bool:
+    """Widths must grow stage to stage (EfficientFormer downsamples exactly where the width changes)."""
+    return all(a < b for a, b in itertools.pairwise(widths))
+
+
+def probe_widths() -> list[tuple[int, ...]]:
+    """Few width tuples in which every valid (stage i-1, stage i) pair of width choices occurs: each tuple of the
+    space, in order, is kept when it brings a pair not seen yet."""
+    seen: set[tuple[int, int, int]] = set()
+    kept = []
+    for widths in filter(valid, itertools.product(*WIDTHS)):
+        pairs = {(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(widths))}
+        if pairs - seen:
+            kept.append(widths)
+            seen |= pairs
+    return kept
+
+
+def probe_name(widths: tuple[int, ...]) -> str:
+    return "slim_probe_" + "-".join(map(str, widths))
+
+
+@functools.cache
+def probe_sources() -> list:
+    from opbench.lookup import Source
+
+    return [
+        Source(probe_name(w), FAMILY, functools.partial(EfficientFormer, w, PROBE_DEPTHS, 1)) for w in probe_widths()
+    ]
+
+
+def space() -> itertools.product:
+    return itertools.product(itertools.product(*WIDTHS), itertools.product(*DEPTHS))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    widths: tuple[int, ...]
+    depths: tuple[int, ...]
+    num_meta3d: int
+    predicted_s: float
+    macs: int
+
+    @property
+    def name(self) -> str:
+        return f"w{'-'.join(map(str, self.widths))}_d{'-'.join(map(str, self.depths))}_m{self.num_meta3d}"
+
+    def blocks(self) -> list[str]:
+        return candidate_blocks(self.widths, self.depths, self.num_meta3d)
+
+    def case(self) -> Case:
+        factory = functools.partial(EfficientFormer, self.widths, self.depths, self.num_meta3d)
+        return make_case("slim", FAMILY, self.name, factory, (1, 3, 224, 224), "slim", "slimmed EfficientFormer")
+
+
+@functools.cache
+def parts() -> dict[tuple, str]:
+    """The table entry (block case id) of each part of a candidate, read off the probes' decompositions:
+    ("stem", w0), ("down", i, w_prev, w), ("meta4d", i, w), ("to3d", w), ("meta3d", w), ("head", w)."""
+    from opbench.lookup import model_blocks
+
+    found: dict[tuple, str] = {}
+    for widths in probe_widths():
+        at = {u.path: u.case.id for u in model_blocks(probe_name(widths))}
+        found[("stem", widths[0])] = at["stem"]
+        for i, w in enumerate(widths):
+            found[("meta4d", i, w)] = at[f"stages.{i}.blocks.0"]
+            if i:
+                found[("down", i, widths[i - 1], w)] = at[f"stages.{i}.downsample"]
+        found[("to3d", widths[3])] = at["stages.3.blocks.1"]
+        found[("meta3d", widths[3])] = at["stages.3.blocks.2"]
+        found[("head", widths[3])] = at["head"]
+    return found
+
+
+def candidate_blocks(widths: tuple[int, ...], depths: tuple[int, ...], num_meta3d: int) -> list[str]:
+    """The block sequence of a candidate, in EfficientFormer's order (tests check it against the walked
+    decomposition of L1, L3 and L7)."""
+    p = parts()
+    out = [p[("stem", widths[0])]]
+    for i, (w, d) in enumerate(zip(widths, depths, strict=True)):
+        if i:
+            out.append(p[("down", i, widths[i - 1], w)])
+        out += [p[("meta4d", i, w)]] * (d - (num_meta3d if i == 3 else 0))
+    return out + [p[("to3d", widths[3])]] + [p[("meta3d", widths[3])]] * num_meta3d + [p[("head", widths[3])]]
+
+
+def search(table: dict[str, Measured], budget_s: float) -> Candidate:
+    """The candidate with the most MACs (the accuracy proxy) whose predicted latency fits the budget."""
+    if not math.isfinite(budget_s) or budget_s <= 0:
+        raise OpbenchError(f"the budget must be a positive number of milliseconds, not {budget_s * 1e3:g}")
+    missing = sorted({b for b in parts().values() if b not in table or table[b].macs is None})
+    if missing:
+        raise OpbenchError(
+            f"the lookup table lacks {len(missing)} search-space block(s) on this device/backend, e.g. "
+            f"{missing[0]}; run the blocks suite there"
+        )
+    floor = table[FLOOR].median_s if FLOOR in table else 0.0  # paid once by the whole model (opbench.predict)
+    t = {k: table[b].median_s - floor for k, b in parts().items()}
+    m = {k: table[b].macs for k, b in parts().items()}
+    best: Candidate | None = None
+    fastest = math.inf
+    for widths in filter(valid, itertools.product(*WIDTHS)):
+        keys = [("stem", widths[0])] + [("down", i, widths[i - 1], widths[i]) for i in range(1, 4)]
+        keys += [("to3d", widths[3]), ("head", widths[3])]
+        base_t, base_m = floor + sum(t[k] for k in keys), sum(m[k] for k in keys)
+        per_t = [t[("meta4d", i, w)] for i, w in enumerate(widths)]
+        per_m = [m[("meta4d", i, w)] for i, w in enumerate(widths)]
+        extra_t, extra_m = t[("meta3d", widths[3])] - per_t[3], m[("meta3d", widths[3])] - per_m[3]
+        for depths in itertools.product(*DEPTHS):
+            lat = base_t + sum(d * x for d, x in zip(depths, per_t, strict=True))
+            macs = base_m + sum(d * x for d, x in zip(depths, per_m, strict=True))
+            for k in range(1, depths[3] + 1):
+                lat_k, macs_k = lat + k * extra_t, macs + k * extra_m
+                fastest = min(fastest, lat_k)
+                if lat_k <= budget_s and (best is None or (macs_k, -lat_k) > (best.macs, -best.predicted_s)):
+                    best = Candidate(widths, depths, k, lat_k, macs_k)
+    if best is None:
+        raise OpbenchError(
+            f"no configuration fits {budget_s * 1e3:g} ms; the fastest is predicted at {fastest * 1e3:.3g} ms"
+        )
+    return best
