@@ -42,7 +42,7 @@ def selected_cases(args: argparse.Namespace):
 def cmd_list(args: argparse.Namespace) -> int:
     if args.suites:
         for key, suite in suites().items():
-            kind = "observation" if suite.rule else "suite"
+            kind = "observation" if suite.rule else "on request" if suite.on_request else "suite"
             print(f"{key:12} {kind:12} {suite.title}")
         return 0
     rows = []

@@ -275,6 +275,7 @@ SUITE = Suite(
     key=KEY,
     title="Block lookup table",
     plan=plan,
+    on_request=True,  # 184 cases: `make bench ARGS="--opbench-suites blocks,models,overhead"`
     description=(
         "Every distinct block of the zoo's models and of EfficientFormer's slimming search space, at the shape it "
         "runs at (derived from the models by a forward pass with hooks), so that `opbench predict` can sum a "

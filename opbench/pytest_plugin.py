@@ -116,7 +116,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--opbench-suites",
         default=None,
-        help="comma-separated suites to run (`opbench list --suites` names them; default: every suite)",
+        help="comma-separated suites to run (`opbench list --suites` names them; default: every suite but those "
+        "run on request, e.g. blocks)",
     )
     group.addoption("--opbench-cases", default=None, help="only case ids matching this glob, e.g. 'obs3/*/c448*'")
     group.addoption("--opbench-cache-dir", default=str(DEFAULT_ROOT), help="exported artifacts (default: %(default)s)")
@@ -302,7 +303,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if key is None:
         raise pytest.UsageError(f"{metafunc.module.__name__} uses opbench_case but sets no SUITE")
     try:
-        chosen = state.suites is None or key in state.suites
+        chosen = key in state.suites if state.suites is not None else get_suite(key).runs_by_default(state.pattern)
         cases = select_cases(state.grid, [key], state.pattern) if chosen else []
     except OpbenchError as exc:
         raise pytest.UsageError(f"{metafunc.module.__name__}: {exc}") from exc

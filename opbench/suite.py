@@ -152,6 +152,12 @@ class Suite:
     rule: Rule | None = None
     description: str = ""
     profile: bool = False  # take a profiling pass of each case after timing it (whole models)
+    on_request: bool = False  # too long for every run: measured only when named (--opbench-suites) or its cases are
+
+    def runs_by_default(self, pattern: str | None) -> bool:
+        """Whether a run that names no suite measures this one: every suite, except one run on request unless the
+        run selects cases by id (then the pattern decides)."""
+        return not self.on_request or pattern is not None
 
     @property
     def thresholds(self) -> tuple[Threshold, ...]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import builders
 import pytest
@@ -13,7 +16,10 @@ from opbench import lookup, predict, slim
 from opbench.cli import main
 from opbench.models import ZOO, efficientformer
 from opbench.models.suite import model_case
+from opbench.suite import select_cases
 from opbench.verdict import Measured
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", list(ZOO))
@@ -229,3 +235,17 @@ def test_slim_and_predict_say_what_is_missing(tmp_path, capsys):
     code, out, _ = _cli(capsys, "predict", "efficientformer_l1", "--device", DEVICE, "--backend", BACKEND,
                         "--results-dir", str(tmp_path))  # fmt: skip
     assert code == 0 and "was not measured" in out
+
+
+def _collected(*options: str) -> str:
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "--benchmark-disable",
+               "cases/test_blocks.py", "--opbench-backends", "torch-eager", *options]  # fmt: skip
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300).stdout
+
+
+def test_the_blocks_suite_runs_only_on_request():
+    assert "blocks/" not in _collected()  # a run that names no suite leaves it out
+    named = _collected("--opbench-suites", "blocks")
+    assert named.count("test_blocks[blocks/") == len(lookup.table().cases)
+    pattern = "blocks/efficientformer/meta4d/*"
+    assert _collected("--opbench-cases", pattern).count("test_blocks[") == len(select_cases("default", None, pattern))

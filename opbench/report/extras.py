@@ -33,8 +33,8 @@ def _predictions(report: Report, extra: Predictions, found: dict) -> None:
     """Per target, then per target and family: models validated, within +-10% / +-5%, RMSPE, mean error."""
     summary = extra.summary
     table = build.predicted(report, extra)
-    found["columns"] = ["device / backend", "family", "models validated", "within ±10%", "within ±5%", "RMSPE", "mean error",
-                        "plain sum within ±10%"]  # fmt: skip
+    found["columns"] = ["device / backend", "family", "models validated", "within ±10%", "within ±5%", "RMSPE",
+                        "mean error", "plain sum within ±10%"]  # fmt: skip
     for families, frame in ((False, summary(table)), (True, summary(table, ("device", "backend", "family")))):
         for r in frame.itertuples():
             found["rows"].append(
