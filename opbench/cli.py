@@ -29,7 +29,16 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
         help="a suite (obs1..obs4, overhead, ...; 1..4 name the observations); repeatable (default: all)",
     )  # fmt: skip
     parser.add_argument("--grid", default="default", choices=list(GRIDS), help="stage shapes (default: L1's)")
-    parser.add_argument("--cases", metavar="GLOB", help="only case ids matching this glob, e.g. 'obs3/mlp/*'")
+    parser.add_argument(
+        "--cases", metavar="GLOB", type=glob_option, help="only case ids matching this glob, e.g. 'obs3/mlp/*'"
+    )
+
+
+def glob_option(text: str) -> str:
+    """A glob of case ids; an empty one is a mistake (it would silently select every case), not 'all'."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty glob: give case ids to match, e.g. 'obs4/*', or leave it out")
+    return text
 
 
 def selected_cases(args: argparse.Namespace):

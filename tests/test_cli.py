@@ -24,6 +24,15 @@ def test_bad_selection_is_a_clear_error(capsys):
     assert "no case matches" in capsys.readouterr().err
 
 
+def test_an_empty_glob_is_refused_not_read_as_every_case(capsys):
+    for command in (["list"], ["export", "--backend", "onnx"]):
+        try:
+            code = main([*command, "--cases", " "])
+        except SystemExit as exc:
+            code = exc.code
+        assert code == 2 and "an empty glob" in capsys.readouterr().err
+
+
 def test_list_by_suite_and_the_suites_themselves(capsys):
     assert main(["list", "--suite", "overhead"]) == 0
     assert "overhead/floor/add_one" in capsys.readouterr().out
