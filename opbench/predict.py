@@ -73,15 +73,16 @@ def predict_blocks(
 ) -> Prediction:
     """The sum of the blocks' medians (with a bootstrap interval of the sum) and the measured model, if any."""
     counts = Counter(block_ids)
-    missing = [b for b in counts if b not in table]
+    missing = [b for b in counts if _ok(table, b) is None]
     if missing:
+        first = table.get(missing[0], Measured(missing[0], status="missing"))
         raise OpbenchError(
-            f"{model}: {len(missing)} block(s) not in the table for this device/backend, e.g. {missing[0]}; "
-            "run the blocks suite there"
+            f"{model}: {len(missing)} block(s) without an ok result for this device/backend, e.g. "
+            f"{first.why_missing()}; run the blocks suite there"
         )
     ids = list(counts)
     weights = np.array([counts[b] for b in ids], dtype=float)
-    floor = table.get(FLOOR)
+    floor = _ok(table, FLOOR)
     if floor is not None:  # the floor is one more sample set, counted minus (blocks - 1) times
         ids, weights = [*ids, FLOOR], np.append(weights, 1.0 - weights.sum())
     sets = [table[b] for b in ids]
@@ -95,12 +96,18 @@ def predict_blocks(
     else:
         predicted = Estimate(float(np.dot(weights, medians)))
     plain = float(sum(counts[b] * table[b].median_s for b in counts))
-    whole = table.get(f"{MODELS_SUITE}/{model}")
+    whole = _ok(table, f"{MODELS_SUITE}/{model}")
     measured = stats.median(whole.samples, whole.median_s) if whole and interval else None
     if whole and not interval:
         measured = Estimate(whole.median_s)
     floor_s = floor.median_s if floor is not None else None
     return Prediction(model, tuple(counts.items()), predicted, measured, plain, floor_s)
+
+
+def _ok(table: dict[str, Measured], case: str) -> Measured | None:
+    """The case's entry when it was measured ok (a report's table also holds failed and unsupported cases)."""
+    found = table.get(case)
+    return found if found is not None and found.ok else None
 
 
 def predict(model: str, table: dict[str, Measured], interval: bool = True) -> Prediction:
@@ -119,7 +126,7 @@ def validation(tables: dict[tuple[str, str], dict[str, Measured]]) -> pd.DataFra
     rows = []
     for (device, backend), table in tables.items():
         for name, model in ZOO.items():
-            if f"{MODELS_SUITE}/{name}" not in table:
+            if _ok(table, f"{MODELS_SUITE}/{name}") is None:
                 continue
             try:
                 p = predict(name, table, interval=False)

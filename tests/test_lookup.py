@@ -14,6 +14,7 @@ from torch import nn
 
 from opbench import lookup, predict, slim
 from opbench.cli import main
+from opbench.errors import OpbenchError
 from opbench.models import ZOO, efficientformer
 from opbench.models.suite import model_case
 from opbench.suite import select_cases
@@ -144,6 +145,22 @@ def test_validation_shares_and_rmspe():
     assert s["rmspe"] == pytest.approx(((0.0 + 0.2**2 + 0.08**2) / 3) ** 0.5)
     fam = predict.summary(rows, ("device", "backend", "family")).set_index("family")["mean_error"]
     assert fam["efficientformer"] == pytest.approx(-0.1) and fam["poolformer"] == pytest.approx(0.08)
+
+
+def test_a_failed_block_or_model_leaves_the_model_out_of_the_validation():
+    """A report's table holds failed cases too (ExecuTorch miscomputes EfficientFormerV2's attention): such a model is
+    not predicted, and says which block failed, instead of ending the report in a traceback."""
+    names = [u.case.id for u in lookup.model_blocks("efficientformer_l1")]
+    table = {b: Measured(b, median_s=1e-4) for b in names}
+    table["models/efficientformer_l1"] = Measured("models/efficientformer_l1", median_s=len(names) * 1e-4)
+    assert list(predict.validation({(DEVICE, BACKEND): table})["model"]) == ["efficientformer_l1"]
+    table[names[0]] = Measured(names[0], status="failed", reason="output differs from torch-eager")
+    assert predict.validation({(DEVICE, BACKEND): table}).empty
+    with pytest.raises(OpbenchError, match=f"1 block.*{names[0]}: failed .output differs"):
+        predict.predict("efficientformer_l1", table)
+    table[names[0]] = Measured(names[0], median_s=1e-4)
+    table["models/efficientformer_l1"] = Measured("models/efficientformer_l1", status="failed")
+    assert predict.validation({(DEVICE, BACKEND): table}).empty
 
 
 def test_the_per_call_floor_is_paid_once_by_the_whole_model():
