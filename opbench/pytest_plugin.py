@@ -8,7 +8,9 @@ Passes (--opbench-passes N): every (case, backend) runs N times, in interleaved 
 (case, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh by pytest-benchmark, and
 the samples of every pass land in one Result. Within a pass the two sides of each comparison run back to back
 (Plan.run_order, per backend), reversed in every other pass, so each side goes first as often as the other.
-A case is prepared (exported, compiled, checked) once per process, in its first pass, and profiled after its last.
+A case is prepared (exported, compiled, checked) in its first pass and kept for the next one when it is small (up to
+KEEP_PARAMS parameters); a larger one (a whole model) is prepared again from the cache in each pass, since seven
+backends' copies of every zoo model, all held until their last pass, took 22 GB. Profiled after its last pass.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 
 from opbench import allocator
 from opbench import measure as measuring
-from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
+from opbench.backends import Prepared, RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
@@ -46,6 +48,7 @@ from opbench.shapes import GRIDS
 from opbench.suite import builtin_suites, get_suite, parse_suites, select_cases
 
 STATE = pytest.StashKey["RunState"]()
+KEEP_PARAMS = 10_000_000  # a prepared case up to this size stays loaded between passes (the largest stage case: 9.6M)
 
 
 @dataclass
@@ -61,7 +64,8 @@ class RunState:
     passes: int = 1  # 1 when nothing is timed (--benchmark-disable)
     results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
     samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
-    prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # until its last pass
+    prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # small cases, between passes
+    first: dict[tuple[str, str], Prepared | None] = field(default_factory=dict)  # how each was first prepared
     journal: Journal | None = None  # the run written as it goes, so a killed run keeps what it finished
     unavailable: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
@@ -247,19 +251,17 @@ class CaseRun:
         )
         self.state.software.update(backend.versions())
         earlier = self.state.results.get(self.key)
-        if earlier is not None and self.key not in self.state.prepared:  # unsupported or failed in an earlier pass
+        if earlier is not None and earlier.status != "ok":  # unsupported or failed in an earlier pass
             pytest.skip(f"{earlier.status} on {backend.name} in an earlier pass: {earlier.reason}")
-        if earlier is None:
-            self.state.prepared[self.key] = measuring.prepare(self.case, backend, self.state.config)
-        outcome = self.state.prepared[self.key]
+        outcome = self.state.prepared.pop(self.key, None) or measuring.prepare(self.case, backend, self.state.config)
         if outcome.check:
             benchmark.extra_info["check"] = outcome.check.to_json()
         if outcome.status == "ok":
             outcome = measuring.time_pass(outcome, backend, benchmark)
             if (timed := timed_samples(benchmark)) is not None and outcome.status == "ok":
                 self.state.samples.setdefault(self.key, []).append(timed)
-        if outcome.status != "ok" or last:  # free the artifact after its last pass, or once it failed
-            self.state.prepared.pop(self.key, None)
+        if outcome.status == "ok" and not last and self.case.costs.param_count <= KEEP_PARAMS:
+            self.state.prepared[self.key] = outcome
         self.state.record(self._record(backend, outcome, last), timed=not benchmark.disabled)
         if outcome.status == "unsupported":
             pytest.skip(f"unsupported on {backend.name}: {outcome.reason}")
@@ -267,9 +269,13 @@ class CaseRun:
             pytest.fail(outcome.reason, pytrace=False)
 
     def _record(self, backend, outcome: measuring.Outcome, last: bool) -> Result:
-        """The result of every pass so far; a failed case keeps no partial timings; profiled after its last pass."""
+        """The result of every pass so far, with how the case was prepared in its first pass; a failed case keeps no
+        partial timings; profiled after its last pass."""
         passes = self.state.samples.get(self.key) if outcome.status == "ok" else None
         stats = Stats.from_passes([p for p, _ in passes], max(n for _, n in passes)) if passes else None
+        first = self.state.first.setdefault(self.key, outcome.prepared and outcome.prepared.released())
+        if outcome.status == "ok" and first is not None:
+            outcome = dataclasses.replace(outcome, prepared=first)
         profiled = profile_pass(self.case, backend, self.state.config) if stats and last and self.profiled else None
         return measuring.to_result(self.case, backend, outcome, self.state.config, stats, profiled)
 

@@ -1,5 +1,6 @@
 """The pytest plugin end to end, in a temporary project: a benchmark session writes one valid result file."""
 
+import collections
 import json
 
 import pytest
@@ -127,6 +128,37 @@ def test_bad_options_are_usage_errors(project, option, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "passed" not in result.stdout.str()  # nothing ran
+
+
+def test_a_large_case_is_prepared_again_in_each_pass_and_a_small_one_once(project):
+    """Every zoo model held prepared on seven backends until its last pass took 22 GB: a case above KEEP_PARAMS is
+    released after each pass and prepared again; its result records how it was first prepared."""
+    project.makeconftest(
+        """
+import opbench.pytest_plugin as plugin
+from opbench.backends import REGISTRY
+from opbench.backends.torch_eager import TorchEager
+
+plugin.KEEP_PARAMS = 100_000  # the relu MLP (1.6M parameters) is large here; the activation alone (none) is small
+
+class Counting(TorchEager):
+    name = "counting"
+    def prepare(self, case, config):
+        with open("prepared.txt", "a") as log:
+            log.write(case.id + "\\n")
+        return super().prepare(case, config)
+
+REGISTRY["counting"] = Counting
+pytest_plugins = ["opbench.pytest_plugin"]
+"""
+    )
+    out = project.path / "results"
+    options = ["--opbench-backends=counting", "--opbench-passes=3", "--opbench-cases=obs4/*/relu/*h7"]
+    run(project, "--benchmark-only", *options, f"--opbench-results-dir={out}").assert_outcomes(passed=6, deselected=1)
+    prepared = collections.Counter((project.path / "prepared.txt").read_text().split())
+    assert prepared == {"obs4/act/relu/c1792_h7": 1, "obs4/mlp/relu/c448_h7": 3}
+    (path,) = out.rglob("*.json")
+    assert all(len(r.stats.passes_s) == 3 and r.check.passed for r in load_run(path).results)
 
 
 def test_a_backend_that_raises_is_a_failed_result_not_a_traceback(project):
