@@ -58,10 +58,13 @@ browser:
 # optional compilers too would take longer than CI allows on 2 cores (tests/ checks each of them on a few cases,
 # `make bench` on all). Widen it with make test SMOKE_BACKENDS=all.
 SMOKE_BACKENDS ?= torch-eager,ort-cpu,ort-cpu-noopt
+# Both halves run on every core (pytest-xdist; at most 4 workers, each imports torch): nothing is timed in either.
+# One process: make test WORKERS=0
+WORKERS ?= auto --maxprocesses=4
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest tests/
-	$(BIN)/python -m pytest cases/ --benchmark-disable -q --opbench-backends $(SMOKE_BACKENDS) $(ARGS)
+	$(BIN)/python -m pytest tests/ -n $(WORKERS)
+	$(BIN)/python -m pytest cases/ --benchmark-disable -q -n $(WORKERS) --opbench-backends $(SMOKE_BACKENDS) $(ARGS)
 
 fidelity: $(STAMP)
 	$(BIN)/python scripts/fidelity.py

@@ -17,13 +17,24 @@ from opbench.suite import plans
 from opbench.verdict import Measured
 
 MACS = 1_000_000  # the same for every constructed case, so a time-per-MAC ratio equals the latency ratio
-_seeds = itertools.count(1)
+_seeds = itertools.count(1)  # each test starts its own sequence (reseed, from conftest.py)
 MARKUP_DEVICE = "Lab <b>box</b> <script>alert('x')</script> $5"  # a device name that must show as text
+
+
+def reseed(key: str) -> None:
+    """Start the seeds from `key` (a test's id), so a test's samples do not depend on which tests ran before it in
+    the process (pytest-xdist shares the tests among workers in no fixed order)."""
+    global _seeds
+    _seeds = itertools.count(zlib.crc32(key.encode()))
+
+
+def next_seed() -> int:
+    return next(_seeds)
 
 
 def samples(median_s: float, n: int = 60, spread: float = 0.01, seed: int | None = None) -> tuple[float, ...]:
     """n samples around median_s with a relative spread (log-normal), reproducible."""
-    rng = np.random.default_rng(next(_seeds) if seed is None else seed)
+    rng = np.random.default_rng(next_seed() if seed is None else seed)
     return tuple(float(x) for x in median_s * np.exp(rng.normal(0.0, spread, n)))
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: pytester for the plugin tests; one report over constructed data, rendered once (seconds)."""
+"""Shared fixtures: pytester for the plugin tests; seeds of its own for every test; one report over constructed
+data, rendered once (seconds)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,22 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def own_seeds(request: pytest.FixtureRequest) -> None:
+    """Every test draws its constructed samples from seeds of its own (builders.reseed)."""
+    import builders
+
+    builders.reseed(request.node.nodeid)
+
+
+@pytest.fixture(autouse=True)
+def not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark sessions tests start are not pytest-xdist workers, even when make test runs the tests in some:
+    pytest-benchmark reads PYTEST_XDIST_WORKER from the environment and would refuse to time."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 from pathlib import Path
 
-import builders
 import pandas as pd
 import pytest
 from builders import all_results, make_run, write
@@ -22,14 +20,6 @@ from opbench.errors import BackendUnavailable
 from opbench.measure import measure, reference
 from opbench.results import Result, Stats
 from opbench.suite import select_cases
-
-
-@pytest.fixture(autouse=True)
-def own_seeds(monkeypatch):
-    """builders draws samples from one session-wide seed counter; this module's draws stay off it, so that tests
-    run after it (test_verdicts' noisy obs4 case is seed-sensitive) get the samples they got without it."""
-    monkeypatch.setattr(builders, "_seeds", itertools.count(1_000_000))
-
 
 # --- the artifact cache ------------------------------------------------------------------------------------------
 
