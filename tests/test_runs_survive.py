@@ -44,6 +44,21 @@ def test_negative_or_zero_timings_are_refused_with_where(tmp_path, bad):
         load_run(path)
 
 
+@pytest.mark.parametrize("bad", ["1e-3", True, None, [1e-3]])
+def test_a_sample_that_is_not_a_number_is_refused_wherever_it_sits_in_a_pass(tmp_path, bad):
+    """The schema sees only the first sample of each pass (a full run has hundreds of thousands); the rest are checked
+    as numbers all the same."""
+    path, run = written(tmp_path)
+    run["results"][3]["stats"]["passes_s"] = [[1e-3, 1e-3], [1e-3, bad, 1e-3]]
+    path.write_text(json.dumps(run))
+    with pytest.raises(OpbenchError, match=r"at results/3/stats: 1 timing\(s\) not a positive finite number"):
+        load_run(path)
+    run["results"][3]["stats"]["passes_s"] = [[bad, 1e-3]]
+    path.write_text(json.dumps(run))
+    with pytest.raises(OpbenchError, match=r"at results/3/stats: .* is not valid under any of the given schemas"):
+        load_run(path)
+
+
 def test_a_duplicate_case_and_backend_in_one_run_is_refused(tmp_path):
     path, run = written(tmp_path)
     run["results"].append(dict(run["results"][0]))
