@@ -332,10 +332,12 @@ def _structure(run: object) -> object:
     for result in run["results"]:
         stats = result.get("stats") if isinstance(result, dict) else None
         if isinstance(stats, dict):
-            cut = {k: v[:1] for k in ("samples_s",) if isinstance(v := stats.get(k), list)}
-            if isinstance(passes := stats.get("passes_s"), list):
-                cut["passes_s"] = [p[:1] if isinstance(p, list) else p for p in passes]
-            result = {**result, "stats": {**stats, **cut}}
+            cut = dict(stats)
+            if isinstance(cut.get("samples_s"), list):
+                cut["samples_s"] = cut["samples_s"][:1]
+            if isinstance(cut.get("passes_s"), list):
+                cut["passes_s"] = [p[:1] if isinstance(p, list) else p for p in cut["passes_s"]]
+            result = {**result, "stats": cut}
         results.append(result)
     return {**run, "results": results}
 
