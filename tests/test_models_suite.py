@@ -91,7 +91,7 @@ def test_the_report_shows_models_breakdowns_model_evidence_and_published_ratios(
     html = out.read_text()
     section = html.split('id="models"')[1].split('id="overhead"' if 'id="overhead"' in html else 'id="cross"')[0]
     assert "Latency against accuracy" in section and "Where the latency goes" in section
-    assert section.count('<img src="data:image/png;base64,') >= 2 + len(
+    assert section.count('<img src="data:image/svg+xml;base64,') >= 2 + len(
         plans("default", ["models"])["models"].comparisons
     )
     assert "1.00x (iPhone 12 (published), coreml-all)" in section  # L1 / MobileNetV2 x1.4 = 1.6 / 1.6 ms

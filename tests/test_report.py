@@ -74,7 +74,7 @@ def test_full_report_has_every_section_figure_and_table(full_report: Path):
         assert f'id="{anchor}"' in html
     measured = ("obs1", "obs2", "obs3", "obs4", "overhead")  # the fixture's suites; the models have no result
     comparisons = sum(len(p.comparisons) for key, p in plans("default").items() if key in measured)
-    assert html.count('<img src="data:image/png;base64,') == comparisons + 1  # + the kernel sweep
+    assert html.count('<img src="data:image/svg+xml;base64,') == comparisons + 1  # + the kernel sweep
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing to fetch
     for suite in suites().values():
         assert escape(suite.title) in html and escape(suite.claim) in html

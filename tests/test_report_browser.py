@@ -72,12 +72,12 @@ def test_report_opens_from_disk_with_images_no_console_errors_and_escaped_names(
     assert all(len(r.find_elements(By.CSS_SELECTOR, "td .badge")) == 2 for r in rows)
 
     images = browser.execute_script(
-        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.src.slice(0, 22)])"
+        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.src.slice(0, 26)])"
     )
     assert len(images) > 10
     broken = [alt for alt, complete, width, _ in images if not complete or width == 0]
     assert not broken, f"broken images: {broken[:5]}"
-    assert {src for *_, src in images} == {"data:image/png;base64,"}
+    assert {src for *_, src in images} == {"data:image/svg+xml;base64,"}
 
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
     assert not errors, errors
