@@ -292,20 +292,24 @@ def profile_case(
     e2e_median_s: float | None = None,
     rounds: int = 30,
     chunks: int = 5,
+    prepared: Prepared | None = None,
 ) -> tuple[list[OpRow], Breakdown]:
     """Profile the case on the backend (a pass of its own) and break it down against the end-to-end median.
 
-    Unless the median is given (the suite's measurement, when there is one), the prepared case is timed plainly
-    in `chunks` bursts of rounds, alternating with the backend's profile of `runs / chunks` runs at a time (profile,
-    time, profile, time...); the rows of the chunks are averaged by name. A machine whose speed drifts during
-    the pass then moves the profile and the median alike instead of making the coverage depend on when each was
-    taken. Raises ProfilerUnavailable
-    when the backend has no profiler here, UnsupportedCase when it cannot run the case.
+    Unless the median is given (the suite's measurement, when there is one), the prepared case (the one given, else
+    prepared here) is timed plainly in `chunks` bursts of rounds, alternating with the backend's profile of
+    `runs / chunks` runs at a time (profile, time, profile, time...); the rows of the chunks are averaged by name. A
+    machine whose speed drifts during the pass then moves the profile and the median alike instead of making the
+    coverage depend on when each was taken. Raises ProfilerUnavailable when the backend has no profiler here,
+    UnsupportedCase when it cannot run the case.
     """
     chunks = max(1, min(chunks, runs))
     # the first chunk comes first: a backend without a profiler says so before anything is compiled to be timed
     profiles = [backend.profile(case, config, runs // chunks + (runs % chunks > 0))]
-    prepared = backend.prepare(case, config) if e2e_median_s is None else None
+    if e2e_median_s is not None:
+        prepared = None
+    elif prepared is None:
+        prepared = backend.prepare(case, config)
     samples: list[float] = []
     for chunk in range(1, chunks + 1):
         if prepared is not None:
@@ -428,15 +432,16 @@ def common_path(paths: Iterable[str]) -> str:
     return ".".join(common)
 
 
-PROFILE_RUNS = 10
+PROFILE_RUNS = 6
+PROFILE_ROUNDS = 6  # plain calls of the timed case between the profiler's, for the coverage's median
 
 
-def profile_pass(case: Case, backend: Backend, config: RunConfig, runs: int = PROFILE_RUNS) -> dict:
+def profile_pass(case: Case, backend: Backend, config: RunConfig, prepared: Prepared, runs: int = PROFILE_RUNS) -> dict:
     """Where the case's time goes on the backend, as a result keeps it: a pass of its own after the timing (it never
-    changes a reported latency), alternating the runtime's profiler with plain timing so that coverage compares like
-    with like. {"rows", "e2e_median_s", "runs"}, or {"unavailable": why}."""
+    changes a reported latency), alternating the runtime's profiler with plain calls of the case as it was timed,
+    so that coverage compares like with like. {"rows", "e2e_median_s", "runs"}, or {"unavailable": why}."""
     try:
-        rows, found = profile_case(backend, case, config, runs=runs, chunks=2)
+        rows, found = profile_case(backend, case, config, runs=runs, rounds=PROFILE_ROUNDS, chunks=2, prepared=prepared)
     except ProfilerUnavailable as exc:
         return {"unavailable": exc.reason}
     except Exception as exc:  # a profiler failing on one case must not lose the measurement

@@ -8,9 +8,10 @@ Passes (--opbench-passes N): every (case, backend) runs N times, in interleaved 
 (case, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh by pytest-benchmark, and
 the samples of every pass land in one Result. Within a pass the two sides of each comparison run back to back
 (Plan.run_order, per backend), reversed in every other pass, so each side goes first as often as the other.
-A case is prepared (exported, compiled, checked) in its first pass and kept for the next one when it is small (up to
-KEEP_PARAMS parameters); a larger one (most zoo models) is prepared again from the cache in each pass, since seven
-backends' copies of every zoo model, all held until their last pass, took 22 GB. Profiled after its last pass.
+A case is prepared (exported, compiled, checked) in its first pass, kept loaded until its last and profiled after it.
+A suite with a case over KEEP_PARAMS parameters (whole models) runs its passes backend by backend instead, after the
+interleaved suites: seven backends' copies of every zoo model, all held until their last pass, took 22 GB, and
+preparing them again in every pass took minutes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pytest
 
 from opbench import allocator
 from opbench import measure as measuring
-from opbench.backends import Prepared, RunConfig, get_backend, parse_backends, unavailable_reason
+from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
@@ -48,7 +49,7 @@ from opbench.shapes import GRIDS
 from opbench.suite import builtin_suites, get_suite, parse_suites, select_cases
 
 STATE = pytest.StashKey["RunState"]()
-KEEP_PARAMS = 12_000_000  # kept loaded between passes up to this size (the largest observation case: 11.0M)
+KEEP_PARAMS = 12_000_000  # a suite with a larger case runs backend by backend (the largest observation case: 11.0M)
 
 
 @dataclass
@@ -65,7 +66,6 @@ class RunState:
     results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
     samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
     prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # small cases, between passes
-    first: dict[tuple[str, str], Prepared | None] = field(default_factory=dict)  # how each was first prepared
     journal: Journal | None = None  # the run written as it goes, so a killed run keeps what it finished
     unavailable: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
@@ -173,6 +173,12 @@ def _timing(config: pytest.Config) -> bool:
     return not config.getoption("benchmark_disable", False)
 
 
+ORDER = (
+    "interleaved passes; a comparison's sides back to back; every other pass reversed; suites with a case over "
+    f"{KEEP_PARAMS // 1_000_000}M parameters last, their passes interleaved within each backend"
+)
+
+
 def timing_protocol(config: pytest.Config) -> dict:
     """How the run is timed, recorded in its result file: threads, grid, passes and their order, the allocator's
     configuration and pytest-benchmark's settings."""
@@ -181,7 +187,7 @@ def timing_protocol(config: pytest.Config) -> dict:
         "grid": config.getoption("opbench_grid"),
         "timer": "time.perf_counter",
         "passes": config.getoption("opbench_passes") if _timing(config) else 1,
-        "order": "interleaved passes; a comparison's sides back to back; every other pass reversed",
+        "order": ORDER,
         "allocator": allocator.configuration(),
     }
     for option, kind in (("warmup", str), ("warmup_iterations", int), ("min_rounds", int), ("min_time", float),
@@ -260,7 +266,7 @@ class CaseRun:
             outcome = measuring.time_pass(outcome, backend, benchmark)
             if (timed := timed_samples(benchmark)) is not None and outcome.status == "ok":
                 self.state.samples.setdefault(self.key, []).append(timed)
-        if outcome.status == "ok" and not last and self.case.costs.param_count <= KEEP_PARAMS:
+        if outcome.status == "ok" and not last:
             self.state.prepared[self.key] = outcome
         self.state.record(self._record(backend, outcome, last), timed=not benchmark.disabled)
         if outcome.status == "unsupported":
@@ -269,14 +275,13 @@ class CaseRun:
             pytest.fail(outcome.reason, pytrace=False)
 
     def _record(self, backend, outcome: measuring.Outcome, last: bool) -> Result:
-        """The result of every pass so far, with how the case was prepared in its first pass; a failed case keeps no
-        partial timings; profiled after its last pass."""
+        """The result of every pass so far; a failed case keeps no partial timings; profiled after its last pass, on
+        the case as it was timed."""
         passes = self.state.samples.get(self.key) if outcome.status == "ok" else None
         stats = Stats.from_passes([p for p, _ in passes], max(n for _, n in passes)) if passes else None
-        first = self.state.first.setdefault(self.key, outcome.prepared and outcome.prepared.released())
-        if outcome.status == "ok" and first is not None:
-            outcome = dataclasses.replace(outcome, prepared=first)
-        profiled = profile_pass(self.case, backend, self.state.config) if stats and last and self.profiled else None
+        profiled = None
+        if stats and last and self.profiled:
+            profiled = profile_pass(self.case, backend, self.state.config, outcome.prepared)
         return measuring.to_result(self.case, backend, outcome, self.state.config, stats, profiled)
 
     @property
@@ -336,8 +341,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in empty]
     if state is not None:
         items[:] = run_order(items, state)
+        suite_timing(items, state)
         if _timing(config) and any(map(_case_run, items)) and (message := allocator.warning(allocator.configuration())):
             warnings.warn(message, UserWarning, stacklevel=1)
+
+
+def suite_timing(items: list[pytest.Item], state: RunState) -> None:
+    """A suite's own pytest-benchmark settings (Suite.timing) as a `benchmark` marker on its cases, which
+    pytest-benchmark puts over the command line's; recorded in the run's protocol."""
+    for item in items:
+        if (run := _case_run(item)) is not None and (timing := get_suite(run.case.suite).timing):
+            item.add_marker(pytest.mark.benchmark(**dict(timing)))
+            state.protocol.setdefault("suite_timing", {})[run.case.suite] = dict(timing)
 
 
 def _case_run(item: pytest.Item) -> CaseRun | None:
@@ -348,15 +363,20 @@ def _case_run(item: pytest.Item) -> CaseRun | None:
 def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
     """Other items first, as collected; then pass after pass, each pass by suite (as collected), backend and the
     suite's Plan.run_order, reversed within each (suite, backend) in every even pass (so the two sides of a
-    comparison take turns going first, and no case runs two passes back to back at a pass boundary)."""
+    comparison take turns going first). Suites with a case over KEEP_PARAMS parameters come last, backend by backend,
+    all passes of one backend before the next (so that only one backend's copies are loaded at a time)."""
     runs = [(item, run) for item in items if (run := _case_run(item)) is not None]
     suites = list(dict.fromkeys(run.case.suite for _, run in runs))
     rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in suites}
     backends = list(dict.fromkeys(run.backend for _, run in runs))
+    by_backend = {run.case.suite for _, run in runs if run.case.costs.param_count > KEEP_PARAMS}
 
     def position(run: CaseRun) -> tuple:
         within = rank[run.case.suite].get(run.case.id, -1) * (1 if run.pass_index % 2 else -1)
-        return (run.pass_index, suites.index(run.case.suite), backends.index(run.backend), within)
+        suite, backend = suites.index(run.case.suite), backends.index(run.backend)
+        if run.case.suite in by_backend:
+            return (1, suite, backend, run.pass_index, within)
+        return (0, run.pass_index, suite, backend, within)
 
     others = [item for item in items if _case_run(item) is None]
     return others + [item for item, run in sorted(runs, key=lambda r: position(r[1]))]

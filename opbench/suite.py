@@ -152,6 +152,8 @@ class Suite:
     rule: Rule | None = None
     description: str = ""
     profile: bool = False  # take a profiling pass of each case after timing it (whole models)
+    # pytest-benchmark settings of this suite's cases over the run's, e.g. (("min_rounds", 5),); in the protocol
+    timing: tuple[tuple[str, int | float], ...] = ()
     on_request: bool = False  # too long for every run: measured only when named (--opbench-suites) or its cases are
 
     def runs_by_default(self, pattern: str | None) -> bool:

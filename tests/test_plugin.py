@@ -130,16 +130,17 @@ def test_bad_options_are_usage_errors(project, option, message):
     assert "passed" not in result.stdout.str()  # nothing ran
 
 
-def test_a_large_case_is_prepared_again_in_each_pass_and_a_small_one_once(project):
-    """Every zoo model held prepared on seven backends until its last pass took 22 GB: a case above KEEP_PARAMS is
-    released after each pass and prepared again; its result records how it was first prepared."""
+def test_passes_interleave_across_the_run_and_a_suite_of_large_cases_runs_backend_by_backend_last(project):
+    """Every case is prepared once and kept until its last pass. Holding seven backends' copies of every zoo model
+    took 22 GB, so a suite with a case above KEEP_PARAMS runs after the others, all passes of one backend before the
+    next; the other suites run pass after pass."""
     project.makeconftest(
         """
 import opbench.pytest_plugin as plugin
 from opbench.backends import REGISTRY
 from opbench.backends.torch_eager import TorchEager
 
-plugin.KEEP_PARAMS = 100_000  # the relu MLP (1.6M parameters) is large here; the activation alone (none) is small
+plugin.KEEP_PARAMS = 100_000  # obs4's relu MLP (1.6M parameters) is large here; obs2 and overhead have none
 
 class Counting(TorchEager):
     name = "counting"
@@ -152,13 +153,46 @@ REGISTRY["counting"] = Counting
 pytest_plugins = ["opbench.pytest_plugin"]
 """
     )
+    project.makepyfile(test_obs2=CASE_MODULE.format(key="obs2"))
     out = project.path / "results"
-    options = ["--opbench-backends=counting", "--opbench-passes=3", "--opbench-cases=obs4/*/relu/*h7"]
-    run(project, "--benchmark-only", *options, f"--opbench-results-dir={out}").assert_outcomes(passed=6, deselected=1)
-    prepared = collections.Counter((project.path / "prepared.txt").read_text().split())
-    assert prepared == {"obs4/act/relu/c1792_h7": 1, "obs4/mlp/relu/c448_h7": 3}
+    options = ["--opbench-backends=counting,torch-eager", "--opbench-passes=2", "--opbench-cases=o[bv]*/[ra][ed]*[7e]"]
+    listed = run(project, "--collect-only", "-q", *options).stdout.lines
+    order = [line.split("[", 1)[1].rstrip("]") for line in listed if "::test_cases[" in line]
+    small = ["obs2/reshape/4d_3d_4d/c448_h7", "overhead/floor/add_one"]
+    large = ["obs4/act/relu/c1792_h7", "obs4/mlp/relu/c448_h7"]
+    assert order == [
+        *(f"{c}-{b}-pass{k}" for k in (1, 2) for c in small for b in ("counting", "torch-eager")),
+        *(f"{c}-{b}-pass{k}" for b in ("counting", "torch-eager") for k in (1, 2) for c in large[:: 3 - 2 * k]),
+    ]
+    run(project, "--benchmark-only", *options, f"--opbench-results-dir={out}").assert_outcomes(passed=16)
+    assert collections.Counter((project.path / "prepared.txt").read_text().split()) == {c: 1 for c in small + large}
     (path,) = out.rglob("*.json")
-    assert all(len(r.stats.passes_s) == 3 and r.check.passed for r in load_run(path).results)
+    assert all(len(r.stats.passes_s) == 2 and r.check.passed for r in load_run(path).results)
+    assert "interleaved within each backend" in load_run(path).protocol["order"]
+
+
+def test_a_suite_s_own_timing_settings_override_the_run_s_and_are_recorded(project):
+    """The models suite times 5 rounds a pass (Suite.timing); the run's settings hold for every other suite."""
+    project.makeconftest(
+        """
+import dataclasses
+import opbench.overhead
+
+opbench.overhead.SUITE = dataclasses.replace(opbench.overhead.SUITE, timing=(("min_rounds", 7),))
+pytest_plugins = ["opbench.pytest_plugin"]
+"""
+    )
+    out = project.path / "results"
+    options = ["--opbench-backends=torch-eager", "--opbench-cases=o[bv]*/[ra][ed]*[7e]", "--benchmark-max-time=0"]
+    run(project, "--benchmark-only", *options, f"--opbench-results-dir={out}").assert_outcomes(passed=3)
+    (path,) = out.rglob("*.json")
+    found = load_run(path)
+    assert {r.case: r.stats.rounds for r in found.results} == {
+        "overhead/floor/add_one": 7,
+        "obs4/act/relu/c1792_h7": 3,
+        "obs4/mlp/relu/c448_h7": 3,
+    }
+    assert found.protocol["suite_timing"] == {"overhead": {"min_rounds": 7}} and found.protocol["min_rounds"] == 3
 
 
 def test_a_backend_that_raises_is_a_failed_result_not_a_traceback(project):

@@ -7,7 +7,7 @@ import importlib.metadata
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,14 +44,6 @@ class Prepared:
     export_s: float = 0.0
     cache_hit: bool = False
     info: dict = field(default_factory=dict)
-
-    def released(self) -> Prepared:
-        """How the case was prepared (export time, cache, info) without the compiled case and its weights."""
-        return replace(self, run=_released, infer=_released, context=contextlib.nullcontext)
-
-
-def _released() -> None:
-    raise RuntimeError("this prepared case was released; prepare it again")
 
 
 def package_version(package: str) -> str:

@@ -115,4 +115,6 @@ SUITE = Suite(
         "with where its latency goes on each backend that has a profiler."
     ),
     profile=True,
+    # a model takes 5-260 ms a call and the claims' ratios are far from their thresholds: 5 rounds a pass, not 10
+    timing=(("min_rounds", 5),),
 )
