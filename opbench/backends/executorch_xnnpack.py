@@ -1,6 +1,6 @@
 """executorch-xnnpack: ExecuTorch with the XNNPACK delegate, the runtime PyTorch models use on phones.
 
-The case is exported (`torch.export`), lowered with `to_edge_transform_and_lower(..., [XnnpackPartitioner()])`
+The case is exported (`torch.export`), lowered with `to_edge_transform_and_lower(..., [XnnpackPartitioner(...)])`
 and serialized to a `.pte` program, cached on disk beside a record of the delegation: how many graph
 nodes XNNPACK took and which operators stayed on ExecuTorch's portable kernels. Both go into the result
 (`info`), since a case whose operators are not delegated measures the portable kernels, not XNNPACK.
@@ -8,6 +8,12 @@ nodes XNNPACK took and which operators stayed on ExecuTorch's portable kernels. 
 A case whose graph XNNPACK would compute as a different function is unsupported, with the reason: ExecuTorch
 1.5.1's XNNPACK delegate takes gelu(approximate='tanh') but computes exact (erf) GELU (the check against
 eager caught it inside the MLP; alone, the difference, 4.7e-4 at most, hid within the f32 tolerance).
+
+One pattern is kept out of the delegate instead: a softmax over the last axis of a 4D tensor that XNNPACK lays out
+channels-last. Its ChannelsLastTaggedReshapePass treats softmax as layout-free, so after a convolution (the
+talking-head attention of EfficientFormerV2: 1x1 conv, softmax, 1x1 conv) it normalizes over the channels: max abs
+error 0.18 on outputs of at most 0.34 for conv1x1-softmax-conv1x1 on 1x8x49x49, every EfficientFormerV2 failing its
+check. That softmax runs on ExecuTorch's portable kernel, correct; the delegation record lists it as not delegated.
 
 The program runs through ExecuTorch's Python runtime (`executorch.runtime`, the C++ runtime behind
 pybindings); XNNPACK's threadpool is set to the run's thread count before the method is loaded.
@@ -80,13 +86,12 @@ def delegation(graph_module: torch.fx.GraphModule) -> dict:
 def export_program(case: Case, folder: Path, etrecord: bool = False) -> None:
     """torch.export -> Edge dialect lowered to XNNPACK -> ExecuTorch program; writes the .pte and the delegation
     (and, with `etrecord`, the ETRecord that ExecuTorch's Inspector needs to read a profile of this program)."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     with torch.no_grad():
         exported = torch.export.export(case.build(), (case.example_input(),))
     tanh_gelu = _tanh_gelus(exported.graph)
-    edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()], generate_etrecord=etrecord)
+    edge = to_edge_transform_and_lower(exported, partitioner=[_partitioner()], generate_etrecord=etrecord)
     record = delegation(edge.exported_program().graph_module)
     if tanh_gelu and record["delegated_ops"].get("aten_gelu_default"):
         raise UnsupportedCase(
@@ -100,6 +105,42 @@ def export_program(case: Case, folder: Path, etrecord: bool = False) -> None:
     (folder / DELEGATION).write_text(json.dumps(record, indent=1))
     if etrecord:
         program.get_etrecord().save(str(folder / ETRECORD))
+
+
+def _partitioner():
+    """XNNPACK's partitioner with every default config, its softmax config refusing a channels-last input."""
+    from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
+    from executorch.backends.xnnpack.partition.config.generic_node_configs import SoftmaxConfig
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    class LastAxisSoftmax(SoftmaxConfig):
+        def check_constraints(self, node: torch.fx.Node, ep) -> bool:
+            return super().check_constraints(node, ep) and not _channels_last_input(node)
+
+    return XnnpackPartitioner(configs=[LastAxisSoftmax if c is SoftmaxConfig else c for c in ALL_PARTITIONER_CONFIGS])
+
+
+def _channels_last_input(node: torch.fx.Node) -> bool:
+    """Whether XNNPACK would hand this node a channels-last input: a 4D input that reaches an op XNNPACK runs
+    channels-last (convolution, pooling, mean...) through ops it treats as layout-free, before any op that needs
+    channels-first (a view, a linear) or an input of the graph."""
+    from executorch.backends.xnnpack._passes.channels_last_tagged_reshape_pass import ChannelsLastTaggedReshapePass
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    layout = ChannelsLastTaggedReshapePass
+    first = layout.memory_sensitive_ops_nchw | {exir_ops.edge.aten.view_copy.default}
+    source = node.all_input_nodes[0]
+    if len(source.meta["val"].shape) != 4:
+        return False
+    stack, seen = [source], set()
+    while stack:
+        if (current := stack.pop()) in seen or current.op != "call_function" or current.target in first:
+            continue
+        if current.target in layout.memory_sensitive_ops_nhwc:
+            return True
+        seen.add(current)
+        stack.extend(current.all_input_nodes)
+    return False
 
 
 def _tanh_gelus(graph: torch.fx.Graph) -> int:
@@ -132,7 +173,7 @@ class ExecuTorchXnnpack(Backend):
     def options(self) -> dict:
         return {
             "lowering": "to_edge_transform_and_lower",
-            "partitioner": "XnnpackPartitioner()",
+            "partitioner": "XnnpackPartitioner() but softmax over a channels-last input (left to portable kernels)",
             "runtime": "executorch.runtime (pybindings)",
         }
 
