@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -157,6 +157,7 @@ def run_profile(
 ) -> Profiled:
     """Verify, time and profile the case on each backend ('all': every one available here), a line per backend."""
     found = Profiled(case)
+    config = replace(config, profiled=True)
     names = parse_backends(backends)
     for name in names:
         if backends.strip() == "all" and (reason := unavailable_reason(name)):

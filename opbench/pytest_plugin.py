@@ -259,7 +259,7 @@ class CaseRun:
         earlier = self.state.results.get(self.key)
         if earlier is not None and earlier.status != "ok":  # unsupported or failed in an earlier pass
             pytest.skip(f"{earlier.status} on {backend.name} in an earlier pass: {earlier.reason}")
-        outcome = self.state.prepared.pop(self.key, None) or measuring.prepare(self.case, backend, self.state.config)
+        outcome = self.state.prepared.pop(self.key, None) or measuring.prepare(self.case, backend, self.config)
         if outcome.check:
             benchmark.extra_info["check"] = outcome.check.to_json()
         if outcome.status == "ok":
@@ -281,12 +281,16 @@ class CaseRun:
         stats = Stats.from_passes([p for p, _ in passes], max(n for _, n in passes)) if passes else None
         profiled = None
         if stats and last and self.profiled:
-            profiled = profile_pass(self.case, backend, self.state.config, outcome.prepared)
-        return measuring.to_result(self.case, backend, outcome, self.state.config, stats, profiled)
+            profiled = profile_pass(self.case, backend, self.config, outcome.prepared)
+        return measuring.to_result(self.case, backend, outcome, self.config, stats, profiled)
 
     @property
     def profiled(self) -> bool:
         return get_suite(self.case.suite).profile
+
+    @property
+    def config(self) -> RunConfig:
+        return dataclasses.replace(self.state.config, profiled=self.profiled)
 
 
 def timed_samples(benchmark) -> tuple[list[float], int] | None:

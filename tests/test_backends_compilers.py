@@ -118,6 +118,27 @@ def test_executorch_records_delegated_and_non_delegated_nodes(cache):
     assert ln["threadpool_threads"] == 1
 
 
+def test_executorch_lowers_a_case_it_will_profile_once_with_its_etrecord(tmp_path, monkeypatch):
+    """The profile needs an ETRecord made at lowering time; a profiled case (a model) is lowered once with it, not
+    once for timing and again for profiling (a model's lowering takes 10-60 s on 2 cores)."""
+    from opbench.backends import executorch_xnnpack
+
+    backend, lowered = available("executorch-xnnpack"), []
+    real = executorch_xnnpack.export_program
+
+    def counting(case, folder, etrecord=False):
+        lowered.append(etrecord)
+        real(case, folder, etrecord)
+
+    monkeypatch.setattr(executorch_xnnpack, "export_program", counting)
+    config = RunConfig(cache=ArtifactCache(tmp_path), profiled=True)
+    backend.prepare(case(CASES[1]), config)
+    assert backend.profile(case(CASES[1]), config, runs=2)
+    assert lowered == [True]
+    backend.prepare(case(CASES[0]), RunConfig(cache=config.cache))  # not profiled: no ETRecord
+    assert lowered == [True, False]
+
+
 def test_executorch_refuses_tanh_gelu_that_xnnpack_computes_as_erf_gelu(cache):
     """XNNPACK computes gelu(approximate='tanh') as exact GELU: timing that would time another function."""
     backend = available("executorch-xnnpack")

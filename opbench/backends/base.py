@@ -58,6 +58,9 @@ def package_version(package: str) -> str:
 class RunConfig:
     threads: int = 1
     cache: ArtifactCache = field(default_factory=ArtifactCache)
+    # the case will be profiled after it is timed: a backend whose profiler needs something made at export time
+    # (ExecuTorch's ETRecord) makes it in the one export instead of exporting twice
+    profiled: bool = False
 
 
 class Backend(ABC):

@@ -38,6 +38,7 @@ from opbench.case import Case
 from opbench.errors import ProfilerUnavailable, UnsupportedCase
 
 if TYPE_CHECKING:
+    from opbench.cache import Artifact
     from opbench.profile import ModuleIndex, OpRow
 
 PROGRAM = "model.pte"
@@ -177,8 +178,17 @@ class ExecuTorchXnnpack(Backend):
             "runtime": "executorch.runtime (pybindings)",
         }
 
+    def _artifact(self, case: Case, config: RunConfig) -> Artifact:
+        """The lowered program, cached; a case that will be profiled is lowered once, with the ETRecord its profile
+        needs (hundreds of MB for a large model, so not for every case)."""
+        kind = "executorch-profile" if config.profiled else "executorch"
+        key = {**self.versions(), **self.options()}
+        return config.cache.get_or_create(
+            case, kind, key, ".et", lambda p: export_program(case, p, etrecord=config.profiled)
+        )
+
     def profile(self, case: Case, config: RunConfig, runs: int) -> list[OpRow]:
-        """ExecuTorch's ETDump on a program of its own (lowered with an ETRecord; not the timed one): loaded with
+        """ExecuTorch's ETDump on the program lowered with an ETRecord, loaded anew (not the instance timed) with
         `enable_etdump=True`, a warm-up and `runs` executions, `write_etdump_result_to_file`, then
         `executorch.devtools.Inspector(...).to_dataframe()`, one row per event and a time per execution.
 
@@ -192,9 +202,7 @@ class ExecuTorchXnnpack(Backend):
 
         from opbench.profile import ModuleIndex, typical_mean
 
-        artifact = config.cache.get_or_create(
-            case, "executorch-profile", self.versions(), ".et", lambda p: export_program(case, p, etrecord=True)
-        )
+        artifact = self._artifact(case, replace(config, profiled=True))
         _set_threads(config.threads)
         try:
             program = Runtime.get().load_program(artifact.path / PROGRAM, enable_etdump=True, debug_buffer_size=0)
@@ -220,9 +228,7 @@ class ExecuTorchXnnpack(Backend):
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         from executorch.runtime import Runtime
 
-        artifact = config.cache.get_or_create(
-            case, "executorch", self.versions(), ".et", lambda p: export_program(case, p)
-        )
+        artifact = self._artifact(case, config)
         record = json.loads((artifact.path / DELEGATION).read_text())
         threads = _set_threads(config.threads)
         program = Runtime.get().load_program(artifact.path / PROGRAM)  # a damaged program fails here: a failure
