@@ -134,6 +134,7 @@ class Report:
     verdicts: dict[str, list[Verdict]] = field(default_factory=dict)  # suite key -> verdicts (suites with a rule)
     baseline: Target | None = None
     _latencies: dict[tuple[Target, str], Estimate | None] = field(default_factory=dict, repr=False)
+    _profiles: dict[tuple[Target, str], Breakdown | str | None] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def cases(self) -> dict[str, Case]:
@@ -164,14 +165,17 @@ class Report:
         return self._latencies[target, case_id]
 
     def profile(self, target: Target, case_id: str) -> Breakdown | str | None:
-        """Where the case's time went on the target (its profiling pass), why there is none, or None."""
-        result = self.results.get(target, {}).get(case_id)
-        if result is None or not result.profile:
-            return None
-        if "unavailable" in result.profile:
-            return result.profile["unavailable"]
-        rows = [OpRow.from_json(r) for r in result.profile.get("rows", [])]
-        return breakdown(rows, result.profile["e2e_median_s"])
+        """Where the case's time went on the target (its profiling pass), why there is none, or None; derived once
+        (every section with model evidence asks for it)."""
+        if (target, case_id) not in self._profiles:
+            result = self.results.get(target, {}).get(case_id)
+            found = None
+            if result is not None and result.profile:
+                found = result.profile.get("unavailable") or breakdown(
+                    [OpRow.from_json(r) for r in result.profile.get("rows", [])], result.profile["e2e_median_s"]
+                )
+            self._profiles[target, case_id] = found
+        return self._profiles[target, case_id]
 
     def published_ratio(self, comparison: Comparison) -> tuple[float, str] | None:
         """The comparison's ratio from published numbers of one reference run and one backend (one protocol, one

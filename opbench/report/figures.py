@@ -39,10 +39,12 @@ def _text(label: str, width: int = 0) -> str:
     return label
 
 
-def data_uri(fig: Figure) -> str:
+def data_uri(fig: Figure, tight: bool = True) -> str:
+    """The figure as an SVG data URI, cropped to what it draws unless its layout is fixed (`tight=False`: cropping
+    draws the figure twice)."""
     buffer = io.BytesIO()
     with rc_context(SVG_STYLE):
-        fig.savefig(buffer, format="svg", bbox_inches="tight")
+        fig.savefig(buffer, format="svg", bbox_inches="tight" if tight else None)
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -68,8 +70,14 @@ def comparison_figure(report: Report, comparison: Comparison, targets: list[Targ
     if not values:
         return None
     scale, unit = _unit(values)
-    height_in = 0.75 + 0.55 * len(targets)
-    fig = Figure(figsize=(5.6, height_in))
+    # a fixed layout in inches (labels wrapped at 34 characters on the left, tick labels, axis label and legend
+    # below), so that the figure is drawn once; the report draws one per comparison
+    width_in, left_in, bottom_in = 6.4, 2.4, 1.05
+    height_in = bottom_in + 0.1 + 0.5 * len(targets)
+    fig = Figure(figsize=(width_in, height_in))
+    fig.subplots_adjust(
+        left=left_in / width_in, right=1 - 0.2 / width_in, bottom=bottom_in / height_in, top=1 - 0.1 / height_in
+    )
     ax = fig.add_subplot()
     height = 0.38
     for offset, which, color in ((-height / 2, "base", BASELINE_COLOR), (height / 2, "cand", CANDIDATE_COLOR)):
@@ -95,11 +103,10 @@ def comparison_figure(report: Report, comparison: Comparison, targets: list[Targ
         Patch(color=BASELINE_COLOR, label=_text("baseline: " + comparison.baseline.id, 60)),
         Patch(color=CANDIDATE_COLOR, label=_text("candidate: " + comparison.candidate.id, 60)),
     ]
-    below_axis_label = -0.5 / (fig.subplotpars.top - fig.subplotpars.bottom) / height_in  # half an inch down
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, below_axis_label))
+    fig.legend(handles=handles, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 0.02 / height_in))
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    return data_uri(fig)
+    return data_uri(fig, tight=False)
 
 
 def sweep_figure(report: Report, sweep: Sweep, targets: list[Target]) -> str | None:
