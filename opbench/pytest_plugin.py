@@ -65,7 +65,7 @@ class RunState:
     passes: int = 1  # 1 when nothing is timed (--benchmark-disable)
     results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
     samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
-    prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # small cases, between passes
+    prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # between a case's passes
     journal: Journal | None = None  # the run written as it goes, so a killed run keeps what it finished
     unavailable: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
