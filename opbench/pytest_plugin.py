@@ -28,10 +28,11 @@ import pytest
 
 from opbench import allocator
 from opbench import measure as measuring
-from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
+from opbench.backends import Backend, RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
+from opbench.export_ahead import Job, export_ahead
 from opbench.files import check_folder
 from opbench.profile import profile_pass
 from opbench.results import (
@@ -111,6 +112,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run every (case, backend) this many times in interleaved passes (pass 1 of all, then pass 2, ...), "
         "each timed for --benchmark-max-time; the samples of each pass are kept (default: %(default)s; "
         "pyproject.toml's addopts sets the protocol's)",
+    )
+    group.addoption(
+        "--opbench-export-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="before anything is timed, export every selected case in this many worker processes (0: export each "
+        "case in the timed process when it first runs; default: one per core, %(default)s)",
     )
     group.addoption("--opbench-device", default=None, help="name of this device (default: the processor's brand)")
     group.addoption(
@@ -204,6 +212,8 @@ def check_options(config: pytest.Config) -> None:
         raise OpbenchError(f"--opbench-threads must be 1 or more, got {threads}")
     if threads > cores:
         raise OpbenchError(f"--opbench-threads {threads} is more than the {cores} cores of this machine")
+    if (workers := config.getoption("opbench_export_workers")) < 0:
+        raise OpbenchError(f"--opbench-export-workers must be 0 or more, got {workers}")
     if (passes := config.getoption("opbench_passes")) < 1:
         raise OpbenchError(f"--opbench-passes must be 1 or more, got {passes}")
     parse_backends(config.getoption("opbench_backends"))
@@ -384,6 +394,38 @@ def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
 
     others = [item for item in items if _case_run(item) is None]
     return others + [item for item, run in sorted(runs, key=lambda r: position(r[1]))]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In a timed run, export every selected (case, backend) in worker processes first (opbench.export_ahead), so
+    that a cold run's exports use every core while nothing is timed."""
+    config = session.config
+    state, workers = config.stash.get(STATE, None), config.getoption("opbench_export_workers")
+    if state is None or not workers or not _timing(config) or config.getoption("collectonly"):
+        return
+    jobs = export_jobs([run for run in map(_case_run, session.items) if run is not None])
+    if not jobs:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"opbench: {line}")
+
+    for problem in export_ahead(jobs, state.grid, state.protocol.get("suites", {}), workers, say):
+        say(f"not exported ahead (the run exports it): {problem[:300]}")
+
+
+def export_jobs(runs: list[CaseRun]) -> list[Job]:
+    """A job per case with the backends that have something to export for it (available ones), largest first."""
+    names = dict.fromkeys(run.backend for run in runs)
+    backends = {n for n in names if unavailable_reason(n) is None and type(get_backend(n)).export is not Backend.export}
+    by_case: dict[str, list[CaseRun]] = {}
+    for run in runs:
+        if run.backend in backends and run.pass_index == 1:
+            by_case.setdefault(run.case.id, []).append(run)
+    largest = sorted(by_case.values(), key=lambda same: -same[0].case.costs.param_count)
+    return [Job(r[0].case.id, r[0].case.suite, tuple(run.backend for run in r), r[0].config) for r in largest]
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -20,6 +20,7 @@ FAST = [
     "--benchmark-max-time=0.02",
     "--benchmark-min-rounds=3",
     "--benchmark-min-time=0.0001",
+    "--opbench-export-workers=0",  # a worker imports torch: seconds a test; the test of exporting ahead sets it
     "-p",
     "no:cacheprovider",
 ]
@@ -113,6 +114,7 @@ pytest_plugins = ["opbench.pytest_plugin"]
             "*--opbench-results-dir a-file/results is not a folder (a-file is a file)*",
         ),
         ("--opbench-threads=999", "*--opbench-threads 999 is more than the * cores of this machine*"),
+        ("--opbench-export-workers=-1", "*--opbench-export-workers must be 0 or more, got -1*"),
         ("--opbench-backends=torch-eager,ort-cpu,torch-eager", "*torch-eager named more than once*"),
         ("--opbench-cases=", "*--opbench-cases is empty*"),
         ("--opbench-cases= ", "*--opbench-cases is empty*"),
@@ -128,6 +130,28 @@ def test_bad_options_are_usage_errors(project, option, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "passed" not in result.stdout.str()  # nothing ran
+
+
+def test_a_timed_run_exports_every_case_ahead_in_worker_processes(project):
+    """The timed process finds the workers' exports in the cache (export_s 0, cache hits); torch-eager has nothing to
+    export and gets no job; progress is shown per case."""
+    out = project.path / "results"
+    result = run(
+        project,
+        "--benchmark-only",
+        "--opbench-cases=obs4/*/relu/*h7",
+        "--opbench-backends=torch-eager,ort-cpu,ort-cpu-noopt",
+        "--opbench-export-workers=2",
+        f"--opbench-results-dir={out}",
+    )
+    result.assert_outcomes(passed=6, deselected=1)
+    result.stdout.fnmatch_lines(
+        ["*opbench: exporting 2 cases in 2 worker processes*", "*[[]2/2[]] obs4/*(2 backends, *", "*exported ahead in*"]
+    )
+    assert "left to the run" not in result.stdout.str()
+    (path,) = out.rglob("*.json")
+    onnx = [r for r in load_run(path).results if r.backend != "torch-eager"]
+    assert len(onnx) == 4 and all(r.cache_hit and r.export_s == 0 for r in onnx)
 
 
 def test_passes_interleave_across_the_run_and_a_suite_of_large_cases_runs_backend_by_backend_last(project):

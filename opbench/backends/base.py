@@ -81,6 +81,13 @@ class Backend(ABC):
         """Backend options recorded with every result and part of the cache key."""
         return {}
 
+    def export(self, case: Case, config: RunConfig) -> None:
+        """Write what `prepare` would write to disk first (the cached export, a compiler's own caches), load nothing.
+        A timed run does this for every selected case in worker processes before the first is timed
+        (opbench.export_ahead). Raises UnsupportedCase as prepare would; a backend with nothing to write does nothing.
+        """
+        return None
+
     @abstractmethod
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         """Export (cached) and load the case; raise UnsupportedCase when the exporter cannot."""

@@ -178,7 +178,7 @@ class ExecuTorchXnnpack(Backend):
             "runtime": "executorch.runtime (pybindings)",
         }
 
-    def _artifact(self, case: Case, config: RunConfig) -> Artifact:
+    def export(self, case: Case, config: RunConfig) -> Artifact:
         """The lowered program, cached; a case that will be profiled is lowered once, with the ETRecord its profile
         needs (hundreds of MB for a large model, so not for every case)."""
         kind = "executorch-profile" if config.profiled else "executorch"
@@ -200,9 +200,9 @@ class ExecuTorchXnnpack(Backend):
         from executorch.devtools import Inspector
         from executorch.runtime import Runtime
 
-        from opbench.profile import ModuleIndex, typical_mean
+        from opbench.profile import module_index, typical_mean
 
-        artifact = self._artifact(case, replace(config, profiled=True))
+        artifact = self.export(case, replace(config, profiled=True))
         _set_threads(config.threads)
         try:
             program = Runtime.get().load_program(artifact.path / PROGRAM, enable_etdump=True, debug_buffer_size=0)
@@ -217,8 +217,8 @@ class ExecuTorchXnnpack(Backend):
         with tempfile.TemporaryDirectory(prefix="opbench-etdump-") as tmp:
             etdump, debug = Path(tmp) / "profile.etdp", Path(tmp) / "debug.bin"
             program.write_etdump_result_to_file(str(etdump), str(debug))
-            frame = Inspector(etdump_path=str(etdump), etrecord=str(artifact.path / ETRECORD)).to_dataframe()
-        index = ModuleIndex(case.build())
+            frame = Inspector(etdump_path=str(etdump), etrecord=_etrecord(artifact.path / ETRECORD)).to_dataframe()
+        index = module_index(case)
         events = [row for _, row in frame.iterrows() if row["event_block_name"] == "Execute"]
         named = _etdump_rows(events, index, runs)
         per_run = [{key: times[i] for key, (_, times) in named.items()} for i in range(runs)]
@@ -228,7 +228,7 @@ class ExecuTorchXnnpack(Backend):
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         from executorch.runtime import Runtime
 
-        artifact = self._artifact(case, config)
+        artifact = self.export(case, config)
         record = json.loads((artifact.path / DELEGATION).read_text())
         threads = _set_threads(config.threads)
         program = Runtime.get().load_program(artifact.path / PROGRAM)  # a damaged program fails here: a failure
@@ -251,6 +251,14 @@ class ExecuTorchXnnpack(Backend):
             cache_hit=artifact.cache_hit,
             info={**artifact.info, **record, "threadpool_threads": threads},
         )
+
+
+@functools.lru_cache(maxsize=1)
+def _etrecord(path: Path):
+    """The ETRecord parsed once for the chunks of a profiling pass (5 s each for EfficientFormer-L7)."""
+    from executorch.devtools.etrecord import parse_etrecord
+
+    return parse_etrecord(str(path))
 
 
 # -- profiling: ETDump events to rows -----------------------------------------------------------------------------

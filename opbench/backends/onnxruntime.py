@@ -81,6 +81,9 @@ class OnnxRuntimeCpu(Backend):
     def options(self) -> dict:
         return {"graph_optimization_level": OPTIMIZATION_LEVELS[self.optimization], "provider": "CPUExecutionProvider"}
 
+    def export(self, case: Case, config: RunConfig) -> None:
+        onnx_artifact(case, config.cache)
+
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         return session_prepared(case, config, OPTIMIZATION_LEVELS[self.optimization], "CPUExecutionProvider")
 
@@ -155,6 +158,9 @@ class OrtGpu(Backend):
     def options(self) -> dict:
         return {"provider": self.provider, "provider_options": self.provider_options}
 
+    def export(self, case: Case, config: RunConfig) -> None:
+        onnx_artifact(case, config.cache)
+
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         return session_prepared(case, config, "ORT_ENABLE_ALL", self.provider, self.provider_options, "cuda")
 
@@ -199,7 +205,7 @@ def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> lis
     import onnx
     import onnxruntime as ort
 
-    from opbench.profile import ModuleIndex, typical_mean
+    from opbench.profile import module_index, typical_mean
 
     artifact = onnx_artifact(case, config.cache)
     with tempfile.TemporaryDirectory(prefix="opbench-ort-profile-") as tmp:
@@ -223,7 +229,7 @@ def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> lis
         events = json.loads(trace.read_text())
         trace.unlink(missing_ok=True)  # written where the prefix says, inside tmp; removed with it in any case
         optimized = onnx.load(str(Path(tmp) / "optimized.onnx"))
-    scopes = _OnnxScopes(onnx.load(str(artifact.path), load_external_data=False), ModuleIndex(case.build()))
+    scopes = _OnnxScopes(onnx.load(str(artifact.path), load_external_data=False), module_index(case))
     runs_seen = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])[-runs:]
     windows = [(e["ts"], e["ts"] + e["dur"]) for e in runs_seen]
     per_run: list[dict[str, float]] = [defaultdict(float) for _ in windows]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from opbench.backends.base import Backend, Prepared, RunConfig, package_version
+from opbench.cache import Artifact
 from opbench.case import Case
 from opbench.errors import UnsupportedCase
 
@@ -110,11 +111,15 @@ class OpenVinoCpu(Backend):
             props["INFERENCE_PRECISION_HINT"] = self.precision_hint
         return props
 
+    def export(self, case: Case, config: RunConfig) -> Artifact:
+        """The case's IR (model.xml and its weights), converted once and cached; shared by both OpenVINO backends."""
+        return config.cache.get_or_create(case, "openvino", self.versions(), ".ir", lambda p: convert(case, p))
+
     def compiled_model(self, case: Case, config: RunConfig, extra: dict | None = None):
         """The case's cached IR compiled for the CPU with this backend's properties (plus `extra`)."""
         import openvino as ov
 
-        artifact = config.cache.get_or_create(case, "openvino", self.versions(), ".ir", lambda p: convert(case, p))
+        artifact = self.export(case, config)
         core = ov.Core()
         model = core.read_model(artifact.path / "model.xml")
         try:
@@ -130,7 +135,7 @@ class OpenVinoCpu(Backend):
         """
         import openvino as ov
 
-        from opbench.profile import ModuleIndex, typical_mean
+        from opbench.profile import module_index, typical_mean
 
         # compiled once per backend instance: OpenVINO names the nodes it creates with a global counter
         # (`Multiply_15867`), so a second compile would name the same node differently in a second profile
@@ -156,7 +161,7 @@ class OpenVinoCpu(Backend):
                 times[info.node_name] = times.get(info.node_name, 0.0) + seconds
                 node_types[info.node_name] = info.node_type
             per_run.append(times)
-        index = ModuleIndex(case.build())
+        index = module_index(case)
         runtime_ops = {op.get_friendly_name(): op for op in compiled.get_runtime_model().get_ordered_ops()}
         return [
             index.row(node, node_types[node], _ov_path(node, runtime_ops.get(node), index), seconds)
@@ -166,7 +171,7 @@ class OpenVinoCpu(Backend):
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         import openvino as ov
 
-        artifact = config.cache.get_or_create(case, "openvino", self.versions(), ".ir", lambda p: convert(case, p))
+        artifact = self.export(case, config)
         core = ov.Core()
         model = core.read_model(artifact.path / "model.xml")
         start = time.perf_counter()
