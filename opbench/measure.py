@@ -37,9 +37,10 @@ class Outcome:
     prepared: Prepared | None = None
 
 
-@functools.lru_cache(maxsize=4)
+@functools.cache
 def reference(case: Case) -> np.ndarray:
-    """Eager PyTorch's output for the case's example input (cached: every backend checks against it)."""
+    """Eager PyTorch's output for the case's example input, kept for the run: every backend checks against it, and
+    the whole models run backend by backend (an output is at most a few MB; building a model can take a second)."""
     with torch.inference_mode():
         return case.build()(case.example_input()).numpy()
 

@@ -33,6 +33,7 @@ backend's `profile`); what stays without a scope is counted by `Breakdown.unscop
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 import time
@@ -306,6 +307,7 @@ def profile_case(
     chunks = max(1, min(chunks, runs))
     # the first chunk comes first: a backend without a profiler says so before anything is compiled to be timed
     profiles = [backend.profile(case, config, runs // chunks + (runs % chunks > 0))]
+    fresh = prepared is None  # else the case as it was just timed: warm
     if e2e_median_s is not None:
         prepared = None
     elif prepared is None:
@@ -313,7 +315,7 @@ def profile_case(
     samples: list[float] = []
     for chunk in range(1, chunks + 1):
         if prepared is not None:
-            samples += _timed(prepared, rounds // chunks or 1, warmup=5 if chunk == 1 else 1)
+            samples += _timed(prepared, rounds // chunks or 1, warmup=5 if chunk == 1 and fresh else 1)
         if chunk < chunks:
             profiles.append(backend.profile(case, config, runs // chunks + (chunk < runs % chunks)))
     rows = merge_rows(profiles)
@@ -407,6 +409,12 @@ class ModuleIndex:
             if not level:
                 return None
             level = level.rpartition(".")[0]
+
+
+@functools.lru_cache(maxsize=1)
+def module_index(case: Case) -> ModuleIndex:
+    """The case's module indexed, built once for the chunks of a profiling pass (a model takes up to a second)."""
+    return ModuleIndex(case.build())
 
 
 def _dims(shape: Sequence[int]) -> tuple[int, ...]:
