@@ -19,8 +19,6 @@ from opbench.backends import RunConfig, get_backend
 from opbench.errors import UnsupportedCase, error_text
 from opbench.suite import import_suites, select_cases
 
-TASKS_PER_WORKER = 16  # then a fresh process: what an exporter leaves behind (compiled modules, arenas) goes with it
-
 
 @dataclass(frozen=True)
 class Job:
@@ -40,8 +38,10 @@ def export_ahead(
     problems: list[str] = []
     start = time.perf_counter()
     say(f"exporting {len(jobs)} cases in {workers} worker processes before anything is timed")
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of a process with torch's threads
-    with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=TASKS_PER_WORKER) as pool:
+    # spawn: a fresh interpreter, no fork of a process with torch's threads. Workers are not recycled: with
+    # max_tasks_per_child, Python 3.11-3.13 stop scheduling once a recycled worker exits (CPython gh-115634).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         pending: dict[Future, Job] = {pool.submit(export_case, job, grid, origins): job for job in jobs}
         done_count = 0
         while pending:

@@ -11,7 +11,8 @@ the samples of every pass land in one Result. Within a pass the two sides of eac
 A case is prepared (exported, compiled, checked) in its first pass, kept loaded until its last and profiled after it.
 A suite with a case over KEEP_PARAMS parameters (whole models) runs its passes backend by backend instead, after the
 interleaved suites: seven backends' copies of every zoo model, all held until their last pass, took 22 GB, and
-preparing them again in every pass took minutes.
+preparing them again in every pass took minutes. Before the first item, a timed run exports every selected case in
+worker processes (opbench.export_ahead), so that a cold run's exports use every core.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from opbench.shapes import GRIDS
 from opbench.suite import builtin_suites, get_suite, parse_suites, select_cases
 
 STATE = pytest.StashKey["RunState"]()
+EXPORT_WORKERS = 4  # the default's cap: a worker lowering a large model takes several GB
 KEEP_PARAMS = 12_000_000  # a suite with a larger case runs backend by backend (the largest observation case: 11.0M)
 
 
@@ -116,9 +118,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--opbench-export-workers",
         type=int,
-        default=os.cpu_count() or 1,
+        default=min(os.cpu_count() or 1, EXPORT_WORKERS),
         help="before anything is timed, export every selected case in this many worker processes (0: export each "
-        "case in the timed process when it first runs; default: one per core, %(default)s)",
+        f"case in the timed process when it first runs; default: one per core, at most {EXPORT_WORKERS}: %(default)s)",
     )
     group.addoption("--opbench-device", default=None, help="name of this device (default: the processor's brand)")
     group.addoption(
