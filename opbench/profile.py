@@ -441,15 +441,20 @@ def common_path(paths: Iterable[str]) -> str:
 
 
 PROFILE_RUNS = 6
-PROFILE_ROUNDS = 6  # plain calls of the timed case between the profiler's, for the coverage's median
+PROFILE_ROUNDS = 6  # plain calls of the timed case right after the profiler's, for the coverage's median
+# One profiler session per case: a session's fixed cost (a profiling ORT session, the ETDump program loaded, torch's
+# profiler started and its events parsed) is 1-2.5 s for a large model, about what its 6 runs cost.
+PROFILE_CHUNKS = 1
 
 
 def profile_pass(case: Case, backend: Backend, config: RunConfig, prepared: Prepared, runs: int = PROFILE_RUNS) -> dict:
     """Where the case's time goes on the backend, as a result keeps it: a pass of its own after the timing (it never
-    changes a reported latency), alternating the runtime's profiler with plain calls of the case as it was timed,
-    so that coverage compares like with like. {"rows", "e2e_median_s", "runs"}, or {"unavailable": why}."""
+    changes a reported latency): the runtime's profiler, then plain calls of the case as it was timed, so that
+    coverage compares like with like. {"rows", "e2e_median_s", "runs"}, or {"unavailable": why}."""
     try:
-        rows, found = profile_case(backend, case, config, runs=runs, rounds=PROFILE_ROUNDS, chunks=2, prepared=prepared)
+        rows, found = profile_case(
+            backend, case, config, runs=runs, rounds=PROFILE_ROUNDS, chunks=PROFILE_CHUNKS, prepared=prepared
+        )
     except ProfilerUnavailable as exc:
         return {"unavailable": exc.reason}
     except Exception as exc:  # a profiler failing on one case must not lose the measurement

@@ -17,6 +17,8 @@ from opbench.case import make_case
 from opbench.errors import OpbenchError, ProfilerUnavailable
 from opbench.profile import (
     CATEGORIES,
+    PROFILE_ROUNDS,
+    PROFILE_RUNS,
     ModuleIndex,
     OpRow,
     breakdown,
@@ -24,6 +26,7 @@ from opbench.profile import (
     common_path,
     merge_rows,
     profile_case,
+    profile_pass,
     typical_mean,
 )
 
@@ -198,6 +201,15 @@ def test_profile_case_alternates_profile_chunks_with_plain_timing():
     assert 1e-3 <= result.e2e_median_s < 0.1  # timed plainly: the sleeps
     given = profile_case(FakeBackend(), None, RunConfig(), runs=4, e2e_median_s=2e-3)[1]
     assert given.coverage == pytest.approx(0.5)
+
+
+def test_the_profiling_pass_starts_the_profiler_once_then_calls_the_timed_case_plainly():
+    """A profiler session costs 1-2.5 s for a large model (as much as its runs): the pass after timing opens one."""
+    backend, plain = FakeBackend(), []
+    timed = Prepared(run=lambda: plain.append(1), infer=lambda: None)
+    found = profile_pass(None, backend, RunConfig(), timed)
+    assert backend.calls == [f"profile {PROFILE_RUNS}"]  # no second session, no second preparation
+    assert len(plain) > PROFILE_ROUNDS and found["runs"] == PROFILE_RUNS and found["rows"][0]["name"] == "conv"
 
 
 def test_profile_case_fails_before_preparing_when_there_is_no_profiler():
