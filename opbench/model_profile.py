@@ -172,7 +172,7 @@ def run_profile(
         timer, samples = perf_counter_timer(seconds)
         outcome = measuring.measure(case, backend, config, timer)
         stats = Stats.from_samples(samples, 1) if outcome.status == "ok" else None
-        profiled = profile_pass(case, backend, config, outcome.prepared) if stats else None
+        profiled = profile_pass(case, backend, config, stats.median_s) if stats else None
         found.results.append(measuring.to_result(case, backend, outcome, config, stats, profiled))
         progress(f"{name}: {summary_line(found.results[-1])}")
     if not any(r.ok for r in found.results):

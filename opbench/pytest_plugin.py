@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import statistics
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -287,13 +288,13 @@ class CaseRun:
             pytest.fail(outcome.reason, pytrace=False)
 
     def _record(self, backend, outcome: measuring.Outcome, last: bool) -> Result:
-        """The result of every pass so far; a failed case keeps no partial timings; profiled after its last pass, on
-        the case as it was timed."""
+        """The result of every pass so far; a failed case keeps no partial timings; profiled after its last pass,
+        against that pass's median."""
         passes = self.state.samples.get(self.key) if outcome.status == "ok" else None
         stats = Stats.from_passes([p for p, _ in passes], max(n for _, n in passes)) if passes else None
         profiled = None
         if stats and last and self.profiled:
-            profiled = profile_pass(self.case, backend, self.config, outcome.prepared)
+            profiled = profile_pass(self.case, backend, self.config, statistics.median(passes[-1][0]))
         return measuring.to_result(self.case, backend, outcome, self.config, stats, profiled)
 
     @property
