@@ -407,7 +407,8 @@ class ModuleIndex:
 
 @functools.lru_cache(maxsize=1)
 def module_index(case: Case) -> ModuleIndex:
-    """The case's module indexed, built once for the chunks of a profiling pass (a model takes up to a second)."""
+    """The case's module indexed, built once for the backends `opbench profile` runs it on in turn (a model takes up to
+    a second)."""
     return ModuleIndex(case.build())
 
 

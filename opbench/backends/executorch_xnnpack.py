@@ -217,7 +217,7 @@ class ExecuTorchXnnpack(Backend):
         with tempfile.TemporaryDirectory(prefix="opbench-etdump-") as tmp:
             etdump, debug = Path(tmp) / "profile.etdp", Path(tmp) / "debug.bin"
             program.write_etdump_result_to_file(str(etdump), str(debug))
-            frame = Inspector(etdump_path=str(etdump), etrecord=_etrecord(artifact.path / ETRECORD)).to_dataframe()
+            frame = Inspector(etdump_path=str(etdump), etrecord=str(artifact.path / ETRECORD)).to_dataframe()
         index = module_index(case)
         events = [row for _, row in frame.iterrows() if row["event_block_name"] == "Execute"]
         named = _etdump_rows(events, index, runs)
@@ -251,14 +251,6 @@ class ExecuTorchXnnpack(Backend):
             cache_hit=artifact.cache_hit,
             info={**artifact.info, **record, "threadpool_threads": threads},
         )
-
-
-@functools.lru_cache(maxsize=1)
-def _etrecord(path: Path):
-    """The ETRecord parsed once for the chunks of a profiling pass (5 s each for EfficientFormer-L7)."""
-    from executorch.devtools.etrecord import parse_etrecord
-
-    return parse_etrecord(str(path))
 
 
 # -- profiling: ETDump events to rows -----------------------------------------------------------------------------
