@@ -9,6 +9,11 @@ that does not match (truncated, edited, half-deleted) is evicted and exported ag
 (`repaired`, which the backends put in the result's `info` as `cache_repaired`). An artifact without a
 checksum (written by an opbench before checksums, or by a run killed between the two writes) cannot be
 trusted either: it is exported again the same way.
+
+Several processes share the cache (pytest-xdist workers, the export-ahead pool, two runs side by side), and two
+backends often need the same artifact (ort-cpu and ort-cpu-noopt the same ONNX file): each artifact is looked up
+and created under an exclusive file lock (`<artifact>.lock`), so a second process waits for the first export and
+then finds a finished, checksummed artifact instead of a half-written one (or one it would evict as unchecked).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 from opbench.case import Case
 from opbench.errors import UnsupportedCase, error_text
@@ -61,6 +68,11 @@ class ArtifactCache:
         Raises UnsupportedCase with the exporter's message when this export failed now or before.
         """
         path = self.path_for(case, kind, key, suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.with_name(path.name + ".lock")):
+            return self._get_or_create(path, create)
+
+    def _get_or_create(self, path: Path, create: Callable[[Path], None]) -> Artifact:
         failure = path.with_name(path.name + ".unsupported.txt")
         repaired = None
         if path.exists():
@@ -72,7 +84,6 @@ class ArtifactCache:
             remove(checksum_file(path))
         elif failure.exists():
             raise UnsupportedCase(failure.read_text())
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_beside(path)  # keeps the suffix: exporters check it
         remove(tmp)  # left over by a killed run with the same pid
         start = time.perf_counter()
@@ -84,12 +95,7 @@ class ArtifactCache:
             atomic_write_text(failure, message)
             raise UnsupportedCase(message) from exc
         elapsed = time.perf_counter() - start
-        try:
-            os.replace(tmp, path)  # atomic for a file and for a directory (an .mlpackage) alike
-        except OSError:
-            if not path.exists():
-                raise
-            remove(tmp)  # another process exported the same directory first; a directory cannot replace it
+        os.replace(tmp, path)  # atomic for a file and for a directory (an .mlpackage) alike
         actual = tree_sha256(path)
         atomic_write_text(checksum_file(path), actual + "\n")  # after the rename: a kill in between means no checksum
         return Artifact(path, False, elapsed, actual, repaired)

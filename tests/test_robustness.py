@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -64,6 +67,35 @@ def test_an_artifact_without_a_checksum_is_exported_again(tmp_path, case):
     artifact = cache.get_or_create(case, "files", {}, ".bin", lambda p: p.write_bytes(b"new"))
     assert path.read_bytes() == b"new" and "no checksum" in artifact.repaired
     assert checksum_file(path).exists()
+
+
+def slow_package(path: Path) -> None:
+    """`package`, slowly, leaving a mark per call: the exports of two processes would overlap without the lock."""
+    with (path.parent / "exports.log").open("a") as log:
+        log.write(f"{os.getpid()}\n")
+    time.sleep(0.5)
+    package(path)
+
+
+def fetch(root: Path, case, results) -> None:
+    artifact = ArtifactCache(root).get_or_create(case, "dirs", {}, ".mlpackage", slow_package)
+    results.put((artifact.cache_hit, artifact.path.is_dir(), files.tree_sha256(artifact.path), artifact.sha256))
+
+
+def test_processes_sharing_the_cache_export_an_artifact_once_and_all_find_it_whole(tmp_path, case):
+    """What failed in CI: xdist workers measuring ort-cpu and ort-cpu-noopt export the same ONNX file at once."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    workers = [context.Process(target=fetch, args=(tmp_path, case, results)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    found = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(hit for hit, *_ in found) == [False, True, True]  # one export, two cache hits
+    assert all(is_dir and actual == recorded for _, is_dir, actual, recorded in found)
+    assert len((tmp_path / "dirs" / "exports.log").read_text().split()) == 1
+    assert not [p for p in tmp_path.rglob(".*tmp*")]
 
 
 # artifact folder (glob under the cache) and the file in it to damage, per backend
