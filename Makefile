@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MALLOC_MMAP_THRESHOLD_ ?= 67108864
 export MALLOC_TRIM_THRESHOLD_ ?= 134217728
 
-.PHONY: bench report screenshot test browser fidelity allocator-check lint clean
+.PHONY: bench report screenshot test browser fidelity allocator-check drift-check lint clean
 
 # Optional backends' extras install one by one: an extra that does not install on this machine leaves its
 # backend unavailable (with its reason in the run's result file) and the rest working.
@@ -72,6 +72,10 @@ fidelity: $(STAMP)
 # six cases alone in a fresh process, inside a larger selection, and under blocked_autorange (opbench/allocator.py)
 allocator-check: $(STAMP)
 	$(BIN)/python scripts/allocator_check.py
+
+# how much this machine's speed wanders between tenths of a second, and what that does to a comparison's ratio
+drift-check: $(STAMP)
+	$(BIN)/python scripts/drift_check.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,110 @@
+"""Drift check: how much does this machine's speed wander, and could a comparison's verdict be steady here?
+
+A verdict compares two cases timed a few tenths of a second apart (the two sides of a comparison, back to back in
+each pass). On a machine whose speed steps between tenths of a second (a VM sharing its host), the two sides see
+different machines, and no number of samples within a pass removes that. This script measures it, on one backend:
+
+  drift      one case called for SECONDS: the median of every BLOCK_S block of calls (what one pass of the suite
+             sees), their spread (5th to 95th percentile, against the overall median) and how far apart two
+             consecutive blocks are (the median and 90th percentile of |ratio - 1|)
+  pair       the two sides of a comparison (default: Obs 2's reshape share, the Meta3D stage with reshapes against
+             the one without), REPEATS times each way, the same number of calls: in blocks (BLOCK_S of one side, then
+             of the other: how a pass times them) and interleaved call by call (A B B A A B ...); the spread of the
+             ratio of medians over the repeats, each way
+
+The pair's spread in blocks is what a single pass of a verdict near its threshold can move by on this machine; a
+verdict whose effect lies within a few times that of its threshold cannot be the same in every run here. Run:
+make drift-check (about two minutes). Not a test: timings belong to benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from opbench.backends import RunConfig, get_backend
+from opbench.cache import ArtifactCache
+from opbench.measure import prepare
+from opbench.suite import select_cases
+
+PAIR = ("obs2/stage/meta3d/c448_h7_d4", "obs2/stage/meta3d_reshaped/c448_h7_d4")
+SECONDS = 30.0
+BLOCK_S = 0.1  # about what the default protocol times one (case, backend) for in a pass (--benchmark-max-time)
+REPEATS = 30
+
+
+def call_of(case_id: str, backend: str, stack: contextlib.ExitStack) -> Callable[[], float]:
+    """The checked, bound call of the suite's path for the case on the backend, inside its context (entered on
+    `stack`), timed: seconds per call."""
+    found = [c for c in select_cases() if c.id == case_id]
+    if not found:
+        raise SystemExit(f"{case_id}: no case of the default grid has this id (opbench list shows them)")
+    outcome = prepare(found[0], get_backend(backend), RunConfig(threads=1, cache=ArtifactCache()))
+    if outcome.status != "ok":
+        raise SystemExit(f"{case_id} [{backend}]: {outcome.status}: {outcome.reason}")
+    stack.enter_context(outcome.prepared.context())
+    run = outcome.prepared.run
+
+    def timed() -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    for _ in range(10):
+        timed()
+    return timed
+
+
+def drift(call: Callable[[], float]) -> str:
+    samples = []
+    end = time.perf_counter() + SECONDS
+    while time.perf_counter() < end:
+        samples.append(call())
+    per_block = max(1, round(BLOCK_S / float(np.median(samples))))
+    blocks = np.median(np.array(samples[: len(samples) // per_block * per_block]).reshape(-1, per_block), axis=1)
+    low, high = np.percentile(blocks, [5, 95]) / np.median(samples) - 1
+    steps = np.abs(blocks[1:] / blocks[:-1] - 1)
+    return (
+        f"drift: {len(blocks)} blocks of {per_block} calls ({BLOCK_S} s) over {SECONDS:.0f} s; block medians from "
+        f"{low:+.1%} to {high:+.1%} of the overall median (5th to 95th percentile); consecutive blocks differ by "
+        f"{np.median(steps):.1%} (median), {np.percentile(steps, 90):.1%} (90th percentile)"
+    )
+
+
+def pair(first: Callable[[], float], second: Callable[[], float]) -> str:
+    calls = max(1, round(BLOCK_S / float(np.median([first() for _ in range(5)]))))
+    ratios: dict[str, list[float]] = {"in blocks": [], "interleaved": []}
+    for repeat in range(REPEATS):
+        a, b = [first() for _ in range(calls)], [second() for _ in range(calls)]
+        ratios["in blocks"].append(float(np.median(b) / np.median(a)))
+        a, b = [], []
+        for i in range(calls):  # A B, then B A: each side goes first as often
+            sides = ((a, first), (b, second)) if (i + repeat) % 2 == 0 else ((b, second), (a, first))
+            for samples, call in sides:
+                samples.append(call())
+        ratios["interleaved"].append(float(np.median(b) / np.median(a)))
+    lines = [f"pair: {REPEATS} repeats of {calls} calls a side; ratio of medians (second / first) over the repeats:"]
+    for way, values in ratios.items():
+        p10, p50, p90 = np.percentile(values, [10, 50, 90])
+        lines.append(f"  {way:12s} median {p50:.3f}, 10th-90th percentile {p10:.3f}-{p90:.3f} ({p90 / p10 - 1:.1%})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="torch-eager")
+    parser.add_argument("--pair", nargs=2, default=PAIR, metavar=("FIRST", "SECOND"), help="two case ids")
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        first, second = (call_of(c, args.backend, stack) for c in args.pair)
+        print(f"{args.backend}; first {args.pair[0]}, second {args.pair[1]}")
+        print(drift(first))
+        print(pair(first, second))
+
+
+if __name__ == "__main__":
+    main()
