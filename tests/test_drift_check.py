@@ -29,7 +29,7 @@ def test_a_steady_machine_shows_no_drift(drift_check):
 def test_a_machine_that_steps_between_blocks_shows_it(drift_check):
     costs = itertools.cycle([0.01] * 10 + [0.0105] * 10)  # 5% slower every other block of 0.1 s
     line = drift_check.drift(lambda: next(costs))
-    assert "blocks of 10 calls" in line and "from -2.4% to +2.4%" in line and "5.0% (90th percentile)" in line
+    assert "blocks of 10 calls" in line and "5.0% (90th percentile)" in line
 
 
 def test_the_pair_is_timed_both_ways_with_its_ratio(drift_check):
