@@ -14,7 +14,7 @@ different machines, and no number of samples within a pass removes that. This sc
 
 The pair's spread in blocks is what a single pass of a verdict near its threshold can move by on this machine; a
 verdict whose effect lies within a few times that of its threshold cannot be the same in every run here. Run:
-make drift-check (about two minutes). Not a test: timings belong to benchmarks.
+make drift-check (about a minute). Not a test: timings belong to benchmarks.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 
 from opbench.backends import RunConfig, get_backend
 from opbench.cache import ArtifactCache
+from opbench.errors import OpbenchError
 from opbench.measure import prepare
 from opbench.suite import select_cases
 
@@ -100,7 +101,10 @@ def main() -> None:
     parser.add_argument("--pair", nargs=2, default=PAIR, metavar=("FIRST", "SECOND"), help="two case ids")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        first, second = (call_of(c, args.backend, stack) for c in args.pair)
+        try:
+            first, second = (call_of(c, args.backend, stack) for c in args.pair)
+        except OpbenchError as exc:  # an unknown or unavailable backend: its message, not a traceback
+            raise SystemExit(str(exc)) from None
         print(f"{args.backend}; first {args.pair[0]}, second {args.pair[1]}")
         print(drift(first))
         print(pair(first, second))

@@ -41,3 +41,9 @@ def test_the_pair_is_timed_both_ways_with_its_ratio(drift_check):
 def test_a_case_the_backend_cannot_run_is_a_clear_exit(drift_check):
     with pytest.raises(SystemExit, match="obs9/nothing: no case of the default grid has this id"):
         drift_check.call_of("obs9/nothing", "torch-eager", None)
+
+
+def test_an_unknown_backend_is_a_clear_exit(drift_check, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["drift_check.py", "--backend", "no-such-backend"])
+    with pytest.raises(SystemExit, match="unknown backend 'no-such-backend'"):
+        drift_check.main()
