@@ -11,7 +11,7 @@ ARGS ?=
 REPORT_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # glibc's malloc raises its mmap and trim thresholds to the largest block a process has freed, so without a fixed
-# setting a case's latency depends on what ran before it in the process (opbench/allocator.py says why these values).
+# setting a case's latency depends on what ran before it in the process (opbench/measure/allocator.py says why these values).
 # Fixed for every target here; opbench records them in the result file and warns when a timed run lacks them.
 # Change them on the command line: make bench MALLOC_MMAP_THRESHOLD_=33554432
 export MALLOC_MMAP_THRESHOLD_ ?= 67108864
@@ -69,7 +69,7 @@ test: $(STAMP) browser
 fidelity: $(STAMP)
 	$(BIN)/python scripts/fidelity.py
 
-# six cases alone in a fresh process, inside a larger selection, and under blocked_autorange (opbench/allocator.py)
+# six cases alone in a fresh process, inside a larger selection, and under blocked_autorange (opbench/measure/allocator.py)
 allocator-check: $(STAMP)
 	$(BIN)/python scripts/allocator_check.py
 

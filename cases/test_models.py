@@ -1,4 +1,4 @@
-"""Whole models of the zoo end to end, with a profiling pass (cases: opbench/models/suite.py)."""
+"""Whole models of the zoo end to end, with a profiling pass (cases: opbench/suites/models.py)."""
 
 SUITE = "models"
 

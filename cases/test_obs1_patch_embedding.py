@@ -1,4 +1,4 @@
-"""Observation 1: large-kernel patch embedding against 3x3 stems (cases: opbench/observations/)."""
+"""Observation 1: large-kernel patch embedding against 3x3 stems (cases: opbench/suites/)."""
 
 SUITE = "obs1"
 

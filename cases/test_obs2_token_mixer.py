@@ -1,4 +1,4 @@
-"""Observation 2: pool vs MHSA token mixers, with and without 4D/3D reshapes (cases: opbench/observations/)."""
+"""Observation 2: pool vs MHSA token mixers, with and without 4D/3D reshapes (cases: opbench/suites/)."""
 
 SUITE = "obs2"
 

@@ -1,4 +1,4 @@
-"""Observation 3: CONV-BN against LN (GN)-Linear (cases: opbench/observations/)."""
+"""Observation 3: CONV-BN against LN (GN)-Linear (cases: opbench/suites/)."""
 
 SUITE = "obs3"
 

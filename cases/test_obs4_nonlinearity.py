@@ -1,4 +1,4 @@
-"""Observation 4: GELU, ReLU, HardSwish, SiLU (cases: opbench/observations/)."""
+"""Observation 4: GELU, ReLU, HardSwish, SiLU (cases: opbench/suites/)."""
 
 SUITE = "obs4"
 

@@ -1,4 +1,4 @@
-"""The per-call floor of each backend (cases: opbench/overhead.py)."""
+"""The per-call floor of each backend (cases: opbench/suites/overhead.py)."""
 
 SUITE = "overhead"
 

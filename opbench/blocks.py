@@ -172,7 +172,7 @@ class AddOne(nn.Module):
         return x + 1.0
 
 
-# Shared by the model zoo (opbench/models/): layer scale, conv-norm-act, MLP, MHSA, inverted residuals.
+# Shared by the model zoo (opbench/zoo/): layer scale, conv-norm-act, MLP, MHSA, inverted residuals.
 
 
 class LayerScale(nn.Module):

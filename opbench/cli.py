@@ -185,7 +185,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from opbench.backends import RunConfig
     from opbench.cache import ArtifactCache
     from opbench.files import atomic_write_text, check_folder
-    from opbench.model_profile import parse_shape, render_text, run_profile, target_case
+    from opbench.measure.standalone import parse_shape, render_text, run_profile, target_case
     from opbench.results import device_info, new_run, write_run
 
     check_folder(args.results_dir, "--results-dir")
@@ -232,7 +232,7 @@ def add_profile(sub) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from opbench import compare
+    from opbench.analysis import compare
 
     table, a, b = compare.run_compare(args.a, args.b, args.results_dir, args.run, args.factor, args.alpha)
     text = compare.render(table, args.format, a, b, args.factor, args.alpha)
@@ -260,7 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def ratio_option(text: str) -> float:
     """argparse type of a ratio threshold (--factor, --fail-on-regression): a finite number above 1."""
-    from opbench.compare import check_factor
+    from opbench.analysis.compare import check_factor
 
     try:
         return check_factor(float(text))
@@ -276,8 +276,8 @@ def documented(sub, name: str, help: str, module) -> argparse.ArgumentParser:
 
 
 def add_compare(sub) -> None:
-    from opbench import compare
-    from opbench.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, FORMATS
+    from opbench.analysis import compare
+    from opbench.analysis.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, FORMATS
 
     p = documented(
         sub, "compare", "compare two runs, devices or backends case by case (ratio, interval, significance)", compare
@@ -300,7 +300,7 @@ def add_compare(sub) -> None:
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
-    from opbench import stability
+    from opbench.analysis import stability
 
     runs = stability.load(args.paths)
     frame, counts = stability.table(runs)
@@ -309,7 +309,7 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 
 def add_stability(sub) -> None:
-    from opbench import stability
+    from opbench.analysis import stability
 
     p = documented(
         sub,
@@ -362,8 +362,8 @@ def cmd_slim(args: argparse.Namespace) -> int:
 
     from opbench import slim
     from opbench.backends import RunConfig, get_backend
-    from opbench.measure import measure
-    from opbench.model_profile import perf_counter_timer
+    from opbench.measure.path import measure
+    from opbench.measure.standalone import perf_counter_timer
     from opbench.predict import measured_table
 
     best = slim.search(measured_table([args.results_dir], args.device, args.backend), args.budget_ms / 1e3)

@@ -33,8 +33,9 @@ from torch import nn
 from opbench.cache import DEFAULT_ROOT
 from opbench.case import Case, make_case
 from opbench.files import atomic_write_text
-from opbench.models import ZOO
-from opbench.suite import Plan, Predictions, Suite
+from opbench.plan import Plan, Predictions
+from opbench.suite import Suite
+from opbench.zoo import ZOO
 
 KEY = "blocks"
 WHOLE = ("stem", "downsample", "head")  # contract names that stay one block whatever their type

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from opbench import overhead, stats
+from opbench import stats
 from opbench.errors import OpbenchError
 from opbench.results import load_runs, slugify
 from opbench.stats import Estimate
+from opbench.suites import overhead
 from opbench.verdict import Measured
 
 MODELS_SUITE = "models"
@@ -112,7 +113,7 @@ def _ok(table: dict[str, Measured], case: str) -> Measured | None:
 
 def predict(model: str, table: dict[str, Measured], interval: bool = True) -> Prediction:
     from opbench import lookup
-    from opbench.models import ZOO
+    from opbench.zoo import ZOO
 
     if model not in ZOO:
         raise OpbenchError(f"unknown model {model!r}; choose from {', '.join(ZOO)}")
@@ -121,7 +122,7 @@ def predict(model: str, table: dict[str, Measured], interval: bool = True) -> Pr
 
 def validation(tables: dict[tuple[str, str], dict[str, Measured]]) -> pd.DataFrame:
     """One row per zoo model measured whole and from blocks on a (device, backend): predicted, measured, error."""
-    from opbench.models import ZOO
+    from opbench.zoo import ZOO
 
     rows = []
     for (device, backend), table in tables.items():

@@ -1,7 +1,7 @@
 """The opbench pytest plugin: options, case x backend x pass parametrization, the order items run in, and one
 result file per run.
 
-Timing is pytest-benchmark's; this plugin only chooses what to time, checks it first (measure.py),
+Timing is pytest-benchmark's; this plugin only chooses what to time, checks it first (opbench.measure.path),
 labels it (group, extra_info, machine info) and writes what was measured to device_results/.
 
 Passes (--opbench-passes N): every (case, backend) runs N times, in interleaved order: pass 1 of every selected
@@ -12,7 +12,7 @@ A case is prepared (exported, compiled, checked) in its first pass, kept loaded 
 A suite with a case over KEEP_PARAMS parameters (whole models) runs its passes backend by backend instead, after the
 interleaved suites: seven backends' copies of every zoo model, all held until their last pass, took 22 GB, and
 preparing them again in every pass took minutes. Before the first item, a timed run exports every selected case in
-worker processes (opbench.export_ahead), so that a cold run's exports use every core.
+worker processes (opbench.measure.export_ahead), so that a cold run's exports use every core.
 """
 
 from __future__ import annotations
@@ -28,15 +28,16 @@ from pathlib import Path
 
 import pytest
 
-from opbench import allocator
-from opbench import measure as measuring
+from opbench import options
 from opbench.backends import Backend, RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
-from opbench.export_ahead import Job, export_ahead
 from opbench.files import check_folder
-from opbench.profile import profile_pass
+from opbench.measure import allocator
+from opbench.measure import path as measuring
+from opbench.measure.export_ahead import Job, export_ahead
+from opbench.measure.profile_pass import profile_pass
 from opbench.results import (
     DEFAULT_DIR,
     Journal,
@@ -210,11 +211,7 @@ def timing_protocol(config: pytest.Config) -> dict:
 
 def check_options(config: pytest.Config) -> None:
     """OpbenchError for an option that would only fail at the end of the run, or waste it."""
-    threads, cores = config.getoption("opbench_threads"), os.cpu_count() or 1
-    if threads < 1:
-        raise OpbenchError(f"--opbench-threads must be 1 or more, got {threads}")
-    if threads > cores:
-        raise OpbenchError(f"--opbench-threads {threads} is more than the {cores} cores of this machine")
+    options.threads(config.getoption("opbench_threads"), "--opbench-threads")
     if (workers := config.getoption("opbench_export_workers")) < 0:
         raise OpbenchError(f"--opbench-export-workers must be 0 or more, got {workers}")
     if (passes := config.getoption("opbench_passes")) < 1:
@@ -400,7 +397,8 @@ def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """In a timed run, export every selected (case, backend) in worker processes first (opbench.export_ahead), so
+    """In a timed run, export every selected (case, backend) in worker processes first
+    (opbench.measure.export_ahead), so
     that a cold run's exports use every core while nothing is timed."""
     config = session.config
     state, workers = config.stash.get(STATE, None), config.getoption("opbench_export_workers")

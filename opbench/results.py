@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import re
@@ -28,6 +27,7 @@ import pandas as pd
 from opbench import stats
 from opbench.errors import OpbenchError
 from opbench.files import atomic_write_text, read_json, short
+from opbench.options import is_positive_finite
 
 if TYPE_CHECKING:
     from opbench.case import Case
@@ -354,16 +354,12 @@ def _impossible_numbers(run: dict) -> list[tuple[str, str]]:
         timed = result.get("stats") or {}
         median = [] if timed.get("median_s") is None else [timed["median_s"]]  # an unmeasured case has none
         values = [*median, *timed.get("samples_s", ()), *(x for p in timed.get("passes_s", ()) for x in p)]
-        bad = [v for v in values if not _a_duration(v)]
+        bad = [v for v in values if not is_positive_finite(v)]
         if bad:
             errors.append(
                 (f"at results/{i}/stats", f"{len(bad)} timing(s) not a positive finite number (e.g. {bad[0]})")
             )
     return errors
-
-
-def _a_duration(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def write_run(run: Run, results_dir: Path | str = DEFAULT_DIR) -> Path:

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from opbench.case import Case, make_case
 from opbench.errors import OpbenchError
-from opbench.models import efficientformer
-from opbench.models.efficientformer import EfficientFormer
 from opbench.predict import FLOOR
 from opbench.verdict import Measured
+from opbench.zoo import efficientformer
+from opbench.zoo.efficientformer import EfficientFormer
 
 FAMILY = "efficientformer"
 WIDTHS = tuple(tuple(efficientformer.WIDTHS[v][i] for v in ("l1", "l3", "l7")) for i in range(4))

@@ -23,7 +23,8 @@ from torch import nn
 
 from opbench.case import Case, make_case
 from opbench.errors import OpbenchError
-from opbench.suite import Comparison, Plan, Suite, register
+from opbench.plan import Comparison, Plan
+from opbench.suite import Suite, register
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
 

@@ -23,7 +23,7 @@ from opbench import stats
 from opbench.stats import Estimate
 
 if TYPE_CHECKING:
-    from opbench.suite import Comparison, Plan
+    from opbench.plan import Comparison, Plan
 
 Status = Literal["holds", "does_not_hold", "inconclusive", "not_measured"]
 HoldsWhen = Literal["above", "below", "apart"]

@@ -1,4 +1,4 @@
-"""Allocator check: does a case's latency depend on what ran before it in the process? (opbench/allocator.py)
+"""Allocator check: does a case's latency depend on what ran before it in the process? (opbench/measure/allocator.py)
 
 For six cases of different sizes (a few us to tens of ms), torch-eager, each timed:
   alone      the suite (pytest --benchmark-only cases/, the default protocol) on that case alone, in a fresh process
@@ -40,7 +40,7 @@ TIMER_SECONDS = 1.0
 
 
 def environment(fixed: bool) -> dict[str, str]:
-    from opbench.allocator import RECOMMENDED
+    from opbench.measure.allocator import RECOMMENDED
 
     env = {k: v for k, v in os.environ.items() if k not in (*RECOMMENDED, "GLIBC_TUNABLES")}
     return {**env, **RECOMMENDED} if fixed else env
@@ -101,7 +101,7 @@ def table(columns: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
 
 
 def main() -> None:
-    from opbench.allocator import RECOMMENDED
+    from opbench.measure.allocator import RECOMMENDED
 
     names = ("alone", "in run", "timer", "alone, glibc default")
     medians = {name: {c: [] for c in CASES} for name in names}

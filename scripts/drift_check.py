@@ -29,7 +29,7 @@ import numpy as np
 from opbench.backends import RunConfig, get_backend
 from opbench.cache import ArtifactCache
 from opbench.errors import OpbenchError
-from opbench.measure import prepare
+from opbench.measure.path import prepare
 from opbench.suite import select_cases
 
 PAIR = ("obs2/stage/meta3d/c448_h7_d4", "obs2/stage/meta3d_reshaped/c448_h7_d4")

@@ -1,9 +1,9 @@
-"""A whole model that follows the naming contract of opbench.profile, assembled from opbench.blocks pieces.
+"""A whole model that follows the naming contract of opbench.attribution, assembled from opbench.blocks pieces.
 
 EfficientFormer-shaped: `stem` (Conv3x3 s2 x2), stages of Meta4D blocks (`token_mixer` = pool, `mlp` = Conv-BN MLP),
 a `downsample` Conv3x3 s2 + BN between stages, a reshape to tokens (`flat`), Meta3D blocks at the end of the last
 stage (`token_mixer` = MHSA, `mlp` = Linear MLP) and a `head` (LayerNorm, token mean, Linear). Only for tests and
-manual checks: the model zoo lives in opbench/models/.
+manual checks: the model zoo lives in opbench/zoo/.
 """
 
 from __future__ import annotations

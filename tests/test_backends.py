@@ -14,7 +14,7 @@ from opbench.backends import (
 )
 from opbench.cache import ArtifactCache
 from opbench.errors import OpbenchError, UnsupportedCase
-from opbench.measure import check, measure
+from opbench.measure.path import check, measure
 from opbench.suite import select_cases
 
 CASES = [

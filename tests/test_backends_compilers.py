@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from opbench import measure as measuring
 from opbench.backends import REGISTRY, RunConfig, get_backend, parse_backends
 from opbench.cache import ArtifactCache
 from opbench.case import make_case
 from opbench.errors import BackendUnavailable
+from opbench.measure import path as measuring
 from opbench.results import Device, Result, load_run, new_run, validate
 from opbench.suite import select_cases
 

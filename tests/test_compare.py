@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from opbench import compare, stats
+from opbench import stats
+from opbench.analysis import compare
 from opbench.cli import main
 from opbench.errors import OpbenchError
 from opbench.results import Device, Result, Run, Stats, new_run, write_run

@@ -4,7 +4,7 @@ import threading
 
 from opbench.backends import RunConfig
 from opbench.cache import ArtifactCache
-from opbench.export_ahead import Job, export_ahead
+from opbench.measure.export_ahead import Job, export_ahead
 from opbench.suite import select_cases
 
 

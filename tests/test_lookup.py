@@ -15,10 +15,10 @@ from torch import nn
 from opbench import lookup, predict, slim
 from opbench.cli import main
 from opbench.errors import OpbenchError
-from opbench.models import ZOO, efficientformer
-from opbench.models.suite import model_case
 from opbench.suite import select_cases
+from opbench.suites.models import model_case
 from opbench.verdict import Measured
+from opbench.zoo import ZOO, efficientformer
 
 ROOT = Path(__file__).resolve().parents[1]
 

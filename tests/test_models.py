@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from opbench.models import ZOO, ZooModel
+from opbench.zoo import ZOO, ZooModel
 
 TIMM = "timm 1.0.31, MODELS.md"
 TIMM_CSV = "timm results/benchmark-infer-fp32-nchw-pt240-cpu-i9_10940x-dynamo.csv"
@@ -90,7 +90,7 @@ def test_entries_are_plain_data_with_sources():
 
 def test_importing_the_zoo_builds_nothing():
     """Import every zoo module afresh with nn.Module.__init__ watched: no module is constructed at import time."""
-    saved = {name: module for name, module in sys.modules.items() if name.startswith("opbench.models")}
+    saved = {name: module for name, module in sys.modules.items() if name.startswith("opbench.zoo")}
     built = []
     original = nn.Module.__init__
 
@@ -102,7 +102,7 @@ def test_importing_the_zoo_builds_nothing():
         del sys.modules[name]
     nn.Module.__init__ = spy
     try:
-        fresh = importlib.import_module("opbench.models")
+        fresh = importlib.import_module("opbench.zoo")
         assert set(fresh.ZOO) == set(ZOO)
     finally:
         nn.Module.__init__ = original

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from builders import make_run, measured, result, write
 
-from opbench.models import ZOO
-from opbench.models.suite import CLAIMS, model_case
-from opbench.profile import OpRow
+from opbench.attribution import OpRow
 from opbench.report import render
 from opbench.suite import get_suite, plans, select_cases
+from opbench.suites.models import CLAIMS, model_case
 from opbench.verdict import Evidence, Target
+from opbench.zoo import ZOO
 
 HOST = Target("host", "torch-eager", "Host")
 # per model, constructed: seconds by module path (the naming contract's words), so every category gets time

@@ -200,9 +200,9 @@ def test_a_suite_s_own_timing_settings_override_the_run_s_and_are_recorded(proje
     project.makeconftest(
         """
 import dataclasses
-import opbench.overhead
+import opbench.suites.overhead
 
-opbench.overhead.SUITE = dataclasses.replace(opbench.overhead.SUITE, timing=(("min_rounds", 7),))
+opbench.suites.overhead.SUITE = dataclasses.replace(opbench.suites.overhead.SUITE, timing=(("min_rounds", 7),))
 pytest_plugins = ["opbench.pytest_plugin"]
 """
     )

@@ -10,24 +10,22 @@ import pytest
 import torch
 from contract_model import ContractFormer, small
 
-from opbench.backends import REGISTRY, RunConfig
-from opbench.backends.base import Backend, Prepared
-from opbench.cache import ArtifactCache
-from opbench.case import make_case
-from opbench.errors import OpbenchError, ProfilerUnavailable
-from opbench.profile import (
+from opbench.attribution import (
     CATEGORIES,
-    PROFILE_RUNS,
     ModuleIndex,
     OpRow,
     breakdown,
     categorize,
     common_path,
     merge_rows,
-    profile_case,
-    profile_pass,
     typical_mean,
 )
+from opbench.backends import REGISTRY, RunConfig
+from opbench.backends.base import Backend, Prepared
+from opbench.cache import ArtifactCache
+from opbench.case import make_case
+from opbench.errors import OpbenchError, ProfilerUnavailable
+from opbench.measure.profile_pass import PROFILE_RUNS, profile_case, profile_pass
 
 MIXER = "stages.1.blocks.2.token_mixer"
 MLP = "stages.0.blocks.0.mlp"

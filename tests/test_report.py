@@ -18,10 +18,11 @@ from torch import nn
 from opbench.case import make_case
 from opbench.cli import main
 from opbench.errors import OpbenchError
-from opbench.observations import obs3_conv_bn
+from opbench.plan import Plan
 from opbench.report import render
 from opbench.results import Result, Stats
-from opbench.suite import Plan, Suite, get_suite, plans, register, suites, unregister
+from opbench.suite import Suite, get_suite, plans, register, suites, unregister
+from opbench.suites import obs3_conv_bn
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
 ROOT = Path(__file__).resolve().parents[1]

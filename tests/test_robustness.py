@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 from builders import all_results, make_run, write
 
-from opbench import compare, files
+from opbench import files
 from opbench import report as reporting
+from opbench.analysis import compare
 from opbench.backends import Backend, Prepared, RunConfig, get_backend
 from opbench.cache import ArtifactCache, checksum_file
 from opbench.cli import main
 from opbench.errors import BackendUnavailable
-from opbench.measure import measure, reference
+from opbench.measure.path import measure, reference
 from opbench.results import Result, Stats
 from opbench.suite import select_cases
 

@@ -18,7 +18,7 @@ from opbench.case import Case
 from opbench.errors import ProfilerUnavailable
 
 if TYPE_CHECKING:
-    from opbench.profile import OpRow
+    from opbench.attribution import OpRow
 
 GPU_PROFILE_REASON = (
     "per-operator GPU profiles are not implemented: opbench's profilers attribute CPU-side events, and no GPU was at "
@@ -84,7 +84,8 @@ class Backend(ABC):
     def export(self, case: Case, config: RunConfig) -> None:
         """Write what `prepare` would write to disk first (the cached export, a compiler's own caches), load nothing.
         A timed run does this for every selected case in worker processes before the first is timed
-        (opbench.export_ahead). Raises UnsupportedCase as prepare would; a backend with nothing to write does nothing.
+        (opbench.measure.export_ahead).
+        Raises UnsupportedCase as prepare would; a backend with nothing to write does nothing.
         """
         return None
 
@@ -94,7 +95,7 @@ class Backend(ABC):
 
     def profile(self, case: Case, config: RunConfig, runs: int) -> list[OpRow]:
         """The case's operators under the runtime's own profiler, mean seconds per inference over `runs` runs
-        after a warm-up, each with the module path it came from where the runtime keeps one (opbench.profile).
+        after a warm-up, each with the module path it came from where the runtime keeps one (opbench.attribution).
 
         A pass of its own: a separately loaded session / compiled model, never the one that is timed.
         Raises ProfilerUnavailable with the reason when this backend has no usable profiler here.

@@ -3,7 +3,7 @@
 Everything but the prediction is portable: `package()` converts a case to an `.mlpackage` through the
 artifact cache on any OS (this is what `opbench export --backend coreml` writes for an iPhone), and
 `describe()` reads a package's spec back. Only `CoreML.prepare()` needs macOS: it loads the cached
-package with a compute unit and hands measure.py a bound `model.predict`, so verification and timing
+package with a compute unit and hands opbench.measure.path a bound `model.predict`, so verification and timing
 take the same path as every other backend.
 """
 

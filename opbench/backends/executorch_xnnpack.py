@@ -38,8 +38,8 @@ from opbench.case import Case
 from opbench.errors import ProfilerUnavailable, UnsupportedCase
 
 if TYPE_CHECKING:
+    from opbench.attribution import ModuleIndex, OpRow
     from opbench.cache import Artifact
-    from opbench.profile import ModuleIndex, OpRow
 
 PROGRAM = "model.pte"
 DELEGATION = "delegation.json"
@@ -200,7 +200,7 @@ class ExecuTorchXnnpack(Backend):
         from executorch.devtools import Inspector
         from executorch.runtime import Runtime
 
-        from opbench.profile import module_index, typical_mean
+        from opbench.attribution import module_index, typical_mean
 
         artifact = self.export(case, replace(config, profiled=True))
         _set_threads(config.threads)
@@ -296,7 +296,7 @@ def _align(ops: list[str], hierarchy: dict, index: ModuleIndex) -> list[str]:
     transpose XNNPACK inserted cannot shift the alignment. A heuristic: ops fused or reordered in other ways
     than these would be attributed to a neighbour.
     """
-    from opbench.profile import op_key
+    from opbench.attribution import op_key
 
     nodes = []
     for name, modules in (hierarchy if isinstance(hierarchy, dict) else {}).items():
@@ -316,7 +316,7 @@ def _align(ops: list[str], hierarchy: dict, index: ModuleIndex) -> list[str]:
 
 def _etdump_rows(events: list, index: ModuleIndex, runs: int) -> dict[str, tuple[OpRow, list[float]]]:
     """Rows (time_s left 0) and their seconds per profiled run, by a unique key, from the Inspector's events."""
-    from opbench.profile import OpRow
+    from opbench.attribution import OpRow
 
     def seconds(event) -> list[float]:
         raw = list(event["raw"])[-runs:]  # milliseconds, one per execution; the warm-up ones come first

@@ -25,7 +25,7 @@ from opbench.case import Case
 from opbench.errors import OpbenchError, ProfilerUnavailable, UnsupportedCase
 
 if TYPE_CHECKING:
-    from opbench.profile import ModuleIndex, OpRow
+    from opbench.attribution import ModuleIndex, OpRow
 
 OPTIMIZATION_LEVELS = {"all": "ORT_ENABLE_ALL", "none": "ORT_DISABLE_ALL"}
 
@@ -205,7 +205,7 @@ def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> lis
     import onnx
     import onnxruntime as ort
 
-    from opbench.profile import module_index, typical_mean
+    from opbench.attribution import module_index, typical_mean
 
     artifact = onnx_artifact(case, config.cache)
     with tempfile.TemporaryDirectory(prefix="opbench-ort-profile-") as tmp:

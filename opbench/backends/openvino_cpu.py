@@ -31,7 +31,7 @@ from opbench.case import Case
 from opbench.errors import UnsupportedCase
 
 if TYPE_CHECKING:
-    from opbench.profile import ModuleIndex, OpRow
+    from opbench.attribution import ModuleIndex, OpRow
 
 PROFILE_WARMUP = 3
 # `__module.stages.0.blocks.0.mlp.0.1/aten::batch_norm/BatchNormInference`: the PyTorch frontend's node names
@@ -135,7 +135,7 @@ class OpenVinoCpu(Backend):
         """
         import openvino as ov
 
-        from opbench.profile import module_index, typical_mean
+        from opbench.attribution import module_index, typical_mean
 
         # compiled once per backend instance: OpenVINO names the nodes it creates with a global counter
         # (`Multiply_15867`), so a second compile would name the same node differently in a second profile
@@ -223,7 +223,7 @@ def _ov_path(node_name: str, op, index: ModuleIndex) -> str:
     convolution that absorbed a BatchNorm and an activation is that convolution, not the BatchNorm. Other
     nodes take the first listed path (then a path in the node's own name, as reorders carry one).
     """
-    from opbench.profile import common_path
+    from opbench.attribution import common_path
 
     names = op.get_rt_info()["originalLayersNames"].astype(str) if op is not None else ""
     paths = [m.group(1) or "" for m in map(_MODULE_NAME.search, names.split(",")) if m]

@@ -11,7 +11,7 @@ from opbench.backends.base import Backend, Prepared, RunConfig
 from opbench.case import Case
 
 if TYPE_CHECKING:
-    from opbench.profile import OpRow
+    from opbench.attribution import OpRow
 
 MODULE_MARK = "opbench.module:"  # record_function names that carry a module path
 PROFILE_WARMUP = 3
@@ -46,7 +46,7 @@ class TorchEager(Backend):
         from torch.profiler import ProfilerActivity, record_function
         from torch.profiler import profile as torch_profile
 
-        from opbench.profile import ModuleIndex, typical_mean
+        from opbench.attribution import ModuleIndex, typical_mean
 
         torch.set_num_threads(config.threads)
         module, x = case.build(), case.example_input()

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from opbench import stats
+from opbench.attribution import Breakdown, OpRow, breakdown
 from opbench.backends import REGISTRY
 from opbench.case import Case
 from opbench.errors import OpbenchError
-from opbench.profile import Breakdown, OpRow, breakdown
+from opbench.plan import Comparison, Plan, Predictions
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
-from opbench.suite import Comparison, Plan, Predictions, Suite, import_suites, plans, suites
+from opbench.suite import Suite, import_suites, plans, suites
 from opbench.verdict import STATUS_LABELS, Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"

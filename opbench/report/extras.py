@@ -6,10 +6,10 @@ Breakdowns), and each kind is drawn here the same way for every suite.
 
 from __future__ import annotations
 
-from opbench.profile import Breakdown
+from opbench.attribution import Breakdown
+from opbench.plan import Breakdowns, Extra, ModelMap, Predictions, Sweep
 from opbench.report import build, figures
 from opbench.report.build import Report
-from opbench.suite import Breakdowns, Extra, ModelMap, Predictions, Sweep
 from opbench.verdict import Target, fmt
 
 

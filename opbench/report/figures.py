@@ -17,11 +17,11 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from opbench.attribution import CATEGORIES, Breakdown
 from opbench.case import Case
-from opbench.profile import CATEGORIES, Breakdown
+from opbench.plan import Comparison, Sweep
 from opbench.report.build import Report
 from opbench.stats import Estimate
-from opbench.suite import Comparison, Sweep
 from opbench.verdict import Target
 
 BASELINE_COLOR = "#8c96a3"

@@ -7,7 +7,7 @@ the ZooModel's factory, so importing the package builds nothing.
 
 from __future__ import annotations
 
-from opbench.models import (
+from opbench.zoo import (
     deit,
     efficientformer,
     efficientformer_v2,
@@ -17,7 +17,7 @@ from opbench.models import (
     mobilevit,
     poolformer,
 )
-from opbench.models.base import ZooModel
+from opbench.zoo.base import ZooModel
 
 FAMILIES = (efficientformer, efficientformer_v2, mobilenetv2, poolformer, levit, deit, efficientnet, mobilevit)
 

@@ -13,9 +13,10 @@ from torch import nn
 
 from opbench import blocks
 from opbench.case import image, make_case, tokens
-from opbench.models.suite import model_case
+from opbench.plan import Breakdowns, Plan
 from opbench.shapes import Stage, stages
-from opbench.suite import Breakdowns, Plan, Suite
+from opbench.suite import Suite
+from opbench.suites.models import model_case
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
 KEY = "obs2"

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from opbench import blocks
-from opbench.models.base import ZooModel
+from opbench.zoo.base import ZooModel
 
 # (expansion, width, repeats, stride of the first block) per stage, as in the paper's Table 2; kernel 3 throughout
 ARCH = (

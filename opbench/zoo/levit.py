@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from opbench import blocks
-from opbench.models.base import ZooModel
+from opbench.zoo.base import ZooModel
 
 WIDTHS = (256, 384, 512)
 DEPTHS = (4, 4, 4)

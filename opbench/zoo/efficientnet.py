@@ -12,8 +12,8 @@ from __future__ import annotations
 from torch import nn
 
 from opbench import blocks
-from opbench.models.base import ZooModel
-from opbench.models.mobilenetv2 import ConvHead
+from opbench.zoo.base import ZooModel
+from opbench.zoo.mobilenetv2 import ConvHead
 
 # (expansion, kernel, width, repeats, stride of the first block) per stage, the paper's Table 1
 ARCH = (

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from opbench import blocks
-from opbench.models.base import ZooModel
+from opbench.zoo.base import ZooModel
 
 WIDTHS = (64, 128, 320, 512)
 DEPTHS = {

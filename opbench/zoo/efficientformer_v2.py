@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from opbench import blocks
-from opbench.models.base import ZooModel
+from opbench.zoo.base import ZooModel
 
 WIDTHS = {
     "s0": (32, 48, 96, 176),

@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 
 from opbench.case import Case, make_case
-from opbench.models import ZOO
-from opbench.suite import Breakdowns, Comparison, ModelMap, Plan, Suite
+from opbench.plan import Breakdowns, Comparison, ModelMap, Plan
+from opbench.suite import Suite
 from opbench.verdict import PartSpec, PartsRule, Threshold
+from opbench.zoo import ZOO
 
 KEY = "models"
 

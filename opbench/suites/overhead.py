@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from opbench import blocks
 from opbench.case import make_case
-from opbench.suite import Plan, Suite
+from opbench.plan import Plan
+from opbench.suite import Suite
 
 KEY = "overhead"
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from opbench import blocks
 from opbench.case import image, make_case
-from opbench.models.suite import model_case, model_comparison
+from opbench.plan import Breakdowns, Plan
 from opbench.shapes import stages
 from opbench.stats import Estimate
-from opbench.suite import Breakdowns, Plan, Suite
+from opbench.suite import Suite
+from opbench.suites.models import model_case, model_comparison
 from opbench.verdict import (
     Evidence,
     Part,

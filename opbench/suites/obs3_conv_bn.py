@@ -14,9 +14,10 @@ from torch import nn
 
 from opbench import blocks
 from opbench.case import image, make_case, tokens
-from opbench.models.suite import model_case
+from opbench.plan import SUPPORTING, Breakdowns, Plan
 from opbench.shapes import stages
-from opbench.suite import SUPPORTING, Breakdowns, Plan, Suite
+from opbench.suite import Suite
+from opbench.suites.models import model_case
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
 KEY = "obs3"

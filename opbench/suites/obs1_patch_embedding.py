@@ -11,9 +11,10 @@ import functools
 
 from opbench import blocks
 from opbench.case import image, make_case
-from opbench.models.suite import model_case
+from opbench.plan import Breakdowns, Plan, Sweep
 from opbench.shapes import IMAGE
-from opbench.suite import Breakdowns, Plan, Suite, Sweep
+from opbench.suite import Suite
+from opbench.suites.models import model_case
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
 KEY = "obs1"

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from opbench import blocks
-from opbench.models.base import ZooModel
-from opbench.models.mobilenetv2 import ConvHead
+from opbench.zoo.base import ZooModel
+from opbench.zoo.mobilenetv2 import ConvHead
 
 STEM_WIDTH, HEAD_WIDTH, EXPAND, PATCH, HEADS, MLP_RATIO = 16, 384, 4, 2, 4, 2.0
 # per stage: (width, inverted residuals, stride of the first, transformer width, transformer depth or 0)

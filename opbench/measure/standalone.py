@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from opbench import measure as measuring
+from opbench.attribution import OpRow, breakdown, categorize
 from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.case import Case, make_case
 from opbench.errors import BackendUnavailable, OpbenchError
-from opbench.profile import OpRow, breakdown, categorize, profile_pass
+from opbench.measure import path as measuring
+from opbench.measure.profile_pass import profile_pass
 from opbench.results import Result, Stats
 from opbench.stats import median
 
@@ -81,8 +82,8 @@ def load_factory(target: str) -> Callable[[], nn.Module]:
 
 def target_case(target: str, input_shape: tuple[int, ...] | None = None) -> Case:
     """The target as a case, checked: a zoo model name, or a factory (`--input`, default 1x3x224x224)."""
-    from opbench.models import ZOO
-    from opbench.models.suite import model_case
+    from opbench.suites.models import model_case
+    from opbench.zoo import ZOO
 
     if ":" not in target:
         if target not in ZOO:

@@ -1,0 +1,122 @@
+"""What a suite measures: its cases, the comparisons between them and the extras its report section draws.
+
+Below both the registry (opbench.suite) and the rule language (opbench.verdict), which both need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from opbench.case import Case
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUPPORTING = "supporting"  # the role of a comparison that no part of a rule uses: shown, quantified, not judged
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate against baseline at matched output; the metric is candidate / baseline latency (or time per MAC).
+
+    `role` names the part of the suite's rule the comparison feeds, or SUPPORTING: evidence shown beside it."""
+
+    name: str
+    baseline: Case
+    candidate: Case
+    role: str = SUPPORTING
+    per_mac: bool = False
+
+    @property
+    def metric(self) -> str:
+        return "time per MAC ratio" if self.per_mac else "latency ratio"
+
+
+@dataclass
+class Sweep:
+    """A report extra: achieved GMAC/s of candidate and baseline against a swept parameter, per target."""
+
+    title: str
+    caption: str
+    x_label: str
+    series: tuple[str, str]  # what the candidate and the baseline lines are called
+    points: list[tuple[float, Comparison]] = field(default_factory=list)
+
+
+@dataclass
+class ModelMap:
+    """A report extra: latency against published ImageNet top-1 (the paper's Figure 1), a panel per target, the
+    published numbers of the same cases in a panel of their own."""
+
+    title: str
+    caption: str
+    points: list[tuple[Case, float]] = field(default_factory=list)  # a case and its published top-1, %
+
+
+@dataclass
+class Breakdowns:
+    """A report extra: where the cases' latency goes, from the profiling pass (the paper's Figure 2). Without
+    `categories`, a stacked bar per case and target over every category, with each profile's coverage; with them,
+    a table of those categories' share per case and target, and the ratios of `comparisons` beside (evidence an
+    observation cites from whole models)."""
+
+    title: str
+    caption: str
+    cases: list[Case] = field(default_factory=list)
+    categories: tuple[str, ...] = ()
+    comparisons: list[Comparison] = field(default_factory=list)
+
+
+@dataclass
+class Predictions:
+    """A report extra: whole models predicted from measured parts against measured, per target (opbench.predict).
+    `validation` makes the table (one row per model and target, from each target's measured data by case id);
+    `summary` condenses it by the given columns (share within +-10% and +-5%, RMSPE, mean error)."""
+
+    title: str
+    caption: str
+    validation: Callable[[dict], pd.DataFrame]
+    summary: Callable[..., pd.DataFrame]
+
+
+Extra = Sweep | ModelMap | Breakdowns | Predictions
+
+
+@dataclass
+class Plan:
+    """A suite's cases (deduplicated, in order), comparisons and report extras, for one grid."""
+
+    cases: list[Case] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    extras: list[Extra] = field(default_factory=list)  # figures and tables the report draws for this suite
+
+    def add(self, case: Case) -> Case:
+        if all(c.id != case.id for c in self.cases):
+            self.cases.append(case)
+        return case
+
+    def compare(
+        self, name: str, baseline: Case, candidate: Case, role: str = SUPPORTING, per_mac: bool = False
+    ) -> Comparison:
+        comparison = Comparison(name, self.add(baseline), self.add(candidate), role, per_mac)
+        self.comparisons.append(comparison)
+        return comparison
+
+    def by_role(self, role: str) -> list[Comparison]:
+        return [c for c in self.comparisons if c.role == role]
+
+    def run_order(self) -> list[Case]:
+        """The cases in the order one pass runs them: each comparison's two sides back to back (the rule's
+        comparisons first, then the supporting ones), then the cases in no comparison. The machine drifts between
+        minutes, so the two sides of a ratio must run seconds apart; a baseline shared by several comparisons runs
+        next to its first candidate and a few cases before the others."""
+        order: dict[str, Case] = {}
+        ruled = [c for c in self.comparisons if c.role != SUPPORTING]
+        for c in ruled + [c for c in self.comparisons if c.role == SUPPORTING]:
+            order.setdefault(c.baseline.id, c.baseline)
+            order.setdefault(c.candidate.id, c.candidate)
+        for case in self.cases:
+            order.setdefault(case.id, case)
+        return list(order.values())
