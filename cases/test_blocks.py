@@ -1,4 +1,5 @@
-"""The block lookup table: every distinct block of the zoo and of the slimming search space (opbench/lookup.py)."""
+"""The block lookup table: every distinct block of the zoo and of the slimming search space (cases:
+opbench/suites/block_table.py, from opbench/lookup/)."""
 
 SUITE = "blocks"
 

@@ -325,10 +325,30 @@ def _ms(e) -> str:
     return f"{e.value * 1e3:.3f} ms" + (f" [{e.low * 1e3:.3f}, {e.high * 1e3:.3f}]" if e.has_interval else "")
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from opbench.predict import measured_table, predict
+def lookup_suite():
+    """The suite that times the block lookup table (the one whose report predicts models from it) and that extra."""
+    from opbench.plan import Predictions
 
-    p = predict(args.model, measured_table([args.results_dir], args.device, args.backend))
+    for suite in suites().values():
+        for extra in suite.plan("default").extras:
+            if isinstance(extra, Predictions):
+                return suite, extra
+    raise OpbenchError("no registered suite predicts models from a lookup table")
+
+
+def lookup_table(args: argparse.Namespace):
+    """The measured lookup table of the run's (device, backend), with the suite and extra it belongs to."""
+    from opbench.lookup.predict import measured_table
+
+    suite, extra = lookup_suite()
+    return measured_table([args.results_dir], args.device, args.backend, extra, suite.key), suite, extra
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from opbench.lookup.predict import predict
+
+    measured, _, extra = lookup_table(args)
+    p = predict(args.model, extra, measured)
     for block, count in p.blocks:
         print(f"{count:3d} x {block}")
     if p.floor_s is None:
@@ -360,13 +380,14 @@ def budget_ms(text: str) -> float:
 def cmd_slim(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from opbench import slim
     from opbench.backends import RunConfig, get_backend
+    from opbench.lookup import slim
+    from opbench.lookup.table import table
     from opbench.measure.path import measure
     from opbench.measure.standalone import perf_counter_timer
-    from opbench.predict import measured_table
 
-    best = slim.search(measured_table([args.results_dir], args.device, args.backend), args.budget_ms / 1e3)
+    measured, suite, extra = lookup_table(args)
+    best = slim.search(measured, args.budget_ms / 1e3, slim.parts(table(suite.key)), extra.floor)
     print(f"found {best.name}: widths {best.widths}, depths {best.depths}, {best.num_meta3d} Meta3D")
     print(f"  {best.macs / 1e9:.3f} GMACs (the accuracy proxy), predicted {best.predicted_s * 1e3:.3f} ms")
     if args.no_measure:

@@ -5,14 +5,9 @@ Below both the registry (opbench.suite) and the rule language (opbench.verdict),
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from opbench.case import Case
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 SUPPORTING = "supporting"  # the role of a comparison that no part of a rule uses: shown, quantified, not judged
 
@@ -69,16 +64,29 @@ class Breakdowns:
     comparisons: list[Comparison] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class BlockSum:
+    """A whole model as the sum of its blocks: what a prediction adds up and what it is checked against."""
+
+    model: str  # the model's name, e.g. efficientformer_l1
+    family: str
+    case: str  # the case id of the model measured whole
+    blocks: tuple[tuple[str, int], ...]  # (block case id, times the model uses it), in first-use order
+
+
 @dataclass
 class Predictions:
-    """A report extra: whole models predicted from measured parts against measured, per target (opbench.predict).
-    `validation` makes the table (one row per model and target, from each target's measured data by case id);
-    `summary` condenses it by the given columns (share within +-10% and +-5%, RMSPE, mean error)."""
+    """A report extra: whole models predicted from their measured blocks against the models measured whole, per
+    target (opbench.lookup.predict). `floor`: the case of the per-call floor, paid once by the whole model and once
+    by every block timed alone."""
 
     title: str
     caption: str
-    validation: Callable[[dict], pd.DataFrame]
-    summary: Callable[..., pd.DataFrame]
+    models: list[BlockSum] = field(default_factory=list)
+    floor: str | None = None
+
+    def model(self, name: str) -> BlockSum | None:
+        return next((m for m in self.models if m.model == name), None)
 
 
 Extra = Sweep | ModelMap | Breakdowns | Predictions

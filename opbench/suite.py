@@ -30,7 +30,7 @@ BUILTIN = (  # the modules that define opbench's own suites, each as a module-le
     "opbench.suites.obs4_nonlinearity",
     "opbench.suites.overhead",
     "opbench.suites.models",
-    "opbench.lookup",
+    "opbench.suites.block_table",
 )
 
 

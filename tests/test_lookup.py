@@ -12,21 +12,34 @@ import pytest
 import torch
 from torch import nn
 
-from opbench import lookup, predict, slim
 from opbench.cli import main
 from opbench.errors import OpbenchError
+from opbench.lookup import decompose, predict, slim
+from opbench.lookup.table import table as lookup_table
+from opbench.lookup.table import zoo_sources
 from opbench.suite import select_cases
+from opbench.suites import block_table as blocks
 from opbench.suites.models import model_case
 from opbench.verdict import Measured
 from opbench.zoo import ZOO, efficientformer
 
 ROOT = Path(__file__).resolve().parents[1]
+EXTRA = blocks.predictions()
+FLOOR = EXTRA.floor
+
+
+def model_blocks(name: str):
+    return lookup_table(blocks.KEY).uses[name]
+
+
+def parts():
+    return slim.parts(lookup_table(blocks.KEY))
 
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_blocks_cover_every_module_of_the_model(name):
     """No time silently dropped: the blocks hold every parameter of the model and their MACs sum to the model's."""
-    uses = lookup.model_blocks(name)
+    uses = model_blocks(name)
     with torch.device("meta"):
         model = ZOO[name].factory()
     covered = [p for u in uses for p in model.get_submodule(u.path).parameters()]
@@ -37,9 +50,9 @@ def test_blocks_cover_every_module_of_the_model(name):
 
 
 def test_identical_blocks_are_one_entry_and_ids_are_unique():
-    cases = lookup.table().cases
+    cases = lookup_table(blocks.KEY).cases
     assert len({c.id for c in cases}) == len(cases)
-    l1 = [u.case.id for u in lookup.model_blocks("efficientformer_l1")]
+    l1 = [u.case.id for u in model_blocks("efficientformer_l1")]
     assert l1.count("blocks/efficientformer/meta4d/c224_h14") == 6
     assert l1[0] == "blocks/efficientformer/stem/c3_h224_oc48_oh56" and l1[-1].startswith(
         "blocks/efficientformer/head/"
@@ -69,7 +82,7 @@ class _Glue(nn.Module):
 
 def test_only_chains_are_expanded():
     model = nn.Sequential(nn.Sequential(_Residual(), nn.Identity(), _Residual()), _Glue(), nn.ReLU())
-    found = lookup.find_blocks(model, (1, 4))
+    found = decompose.find_blocks(model, (1, 4))
     assert [b.path for b in found] == ["0.0", "0.2", "1", "2"]
     assert all(b.input_shape == (1, 4) for b in found)
 
@@ -97,7 +110,7 @@ def _table_run(latency, models: dict[str, float] | None = None):
     """Every block case with latency(case) seconds (and fake MACs); whole models at the given seconds."""
     results = [
         dataclasses.replace(builders.result(c, BACKEND, latency(c), spread=0.01), macs=_fake_macs(c))
-        for c in lookup.table().cases
+        for c in lookup_table(blocks.KEY).cases
     ]
     results += [builders.result(model_case(n), BACKEND, s, spread=0.01) for n, s in (models or {}).items()]
     return builders.make_run(DEVICE, results)
@@ -110,17 +123,19 @@ def _cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def _sum(table, name) -> float:
-    return sum(table[u.case.id].median_s for u in lookup.model_blocks(name))
+    return sum(table[u.case.id].median_s for u in model_blocks(name))
 
 
 def test_predict_sums_the_blocks_with_an_interval_and_gives_the_error(tmp_path, capsys):
-    l1 = lookup.model_blocks("efficientformer_l1")
+    l1 = model_blocks("efficientformer_l1")
     base = {u.case.id: 1e-4 * (i + 1) for i, u in enumerate(l1)}
     builders.write(_table_run(lambda c: base.get(c.id, 1e-3)), tmp_path)
-    table = predict.measured_table([tmp_path], DEVICE, BACKEND)
+    table = predict.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY)
     expected = _sum(table, "efficientformer_l1")
     builders.write(_table_run(lambda c: base.get(c.id, 1e-3), {"efficientformer_l1": expected / 1.25}), tmp_path)
-    p = predict.predict("efficientformer_l1", predict.measured_table([tmp_path], DEVICE, BACKEND))
+    p = predict.predict(
+        "efficientformer_l1", EXTRA, predict.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY)
+    )
     assert p.predicted.low < p.predicted.value < p.predicted.high
     assert p.error == pytest.approx(0.25, abs=0.02)
     assert dict(p.blocks)["blocks/efficientformer/meta4d/c224_h14"] == 6
@@ -134,11 +149,11 @@ def test_validation_shares_and_rmspe():
     table = {}
     factors = (("efficientformer_l1", 1.0), ("efficientformer_l3", 0.8), ("poolformer_s12", 1.08))
     for name, factor in factors:  # predicted / measured = factor
-        for u in lookup.model_blocks(name):
+        for u in model_blocks(name):
             table[u.case.id] = Measured(u.case.id, median_s=1e-4)
-        predicted = 1e-4 * len(lookup.model_blocks(name))
+        predicted = 1e-4 * len(model_blocks(name))
         table[f"models/{name}"] = Measured(f"models/{name}", median_s=predicted / factor)
-    rows = predict.validation({(DEVICE, BACKEND): table})
+    rows = predict.validation({(DEVICE, BACKEND): table}, EXTRA)
     assert sorted(rows["model"]) == ["efficientformer_l1", "efficientformer_l3", "poolformer_s12"]
     s = predict.summary(rows).iloc[0]
     assert s["models"] == 3 and s["within_10pct"] == pytest.approx(2 / 3) and s["within_5pct"] == pytest.approx(1 / 3)
@@ -150,67 +165,69 @@ def test_validation_shares_and_rmspe():
 def test_a_failed_block_or_model_leaves_the_model_out_of_the_validation():
     """A report's table holds failed cases too (ExecuTorch miscomputes EfficientFormerV2's attention): such a model is
     not predicted, and says which block failed, instead of ending the report in a traceback."""
-    names = [u.case.id for u in lookup.model_blocks("efficientformer_l1")]
+    names = [u.case.id for u in model_blocks("efficientformer_l1")]
     table = {b: Measured(b, median_s=1e-4) for b in names}
     table["models/efficientformer_l1"] = Measured("models/efficientformer_l1", median_s=len(names) * 1e-4)
-    assert list(predict.validation({(DEVICE, BACKEND): table})["model"]) == ["efficientformer_l1"]
+    assert list(predict.validation({(DEVICE, BACKEND): table}, EXTRA)["model"]) == ["efficientformer_l1"]
     table[names[0]] = Measured(names[0], status="failed", reason="output differs from torch-eager")
-    assert predict.validation({(DEVICE, BACKEND): table}).empty
+    assert predict.validation({(DEVICE, BACKEND): table}, EXTRA).empty
     with pytest.raises(OpbenchError, match=f"1 block.*{names[0]}: failed .output differs"):
-        predict.predict("efficientformer_l1", table)
+        predict.predict("efficientformer_l1", EXTRA, table)
     table[names[0]] = Measured(names[0], median_s=1e-4)
     table["models/efficientformer_l1"] = Measured("models/efficientformer_l1", status="failed")
-    assert predict.validation({(DEVICE, BACKEND): table}).empty
+    assert predict.validation({(DEVICE, BACKEND): table}, EXTRA).empty
 
 
 def test_the_per_call_floor_is_paid_once_by_the_whole_model():
-    names = [u.case.id for u in lookup.model_blocks("efficientformer_l1")]
+    names = [u.case.id for u in model_blocks("efficientformer_l1")]
     table = {b: Measured(b, median_s=1e-4) for b in names}
-    plain = predict.predict("efficientformer_l1", table)
-    table[predict.FLOOR] = Measured(predict.FLOOR, median_s=2e-5)
-    floored = predict.predict("efficientformer_l1", table)
+    plain = predict.predict("efficientformer_l1", EXTRA, table)
+    table[FLOOR] = Measured(FLOOR, median_s=2e-5)
+    floored = predict.predict("efficientformer_l1", EXTRA, table)
     assert plain.floor_s is None and plain.predicted.value == pytest.approx(len(names) * 1e-4)
     assert floored.predicted.value == pytest.approx(len(names) * 1e-4 - (len(names) - 1) * 2e-5)
     assert floored.plain_sum_s == pytest.approx(plain.predicted.value) and floored.floor_s == 2e-5
 
 
 def test_the_decomposition_is_remembered_and_a_damaged_copy_is_derived_again(tmp_path, monkeypatch):
-    sources = lookup.zoo_sources()[:2]
+    sources = zoo_sources()[:2]
     remembered = tmp_path / "blocks" / "decomposition.json"
-    first = lookup.build_table(sources, remembered)
+    first = decompose.build_table(sources, blocks.KEY, remembered)
     assert remembered.is_file()
 
     def no_forward(source):
         raise AssertionError(f"{source.name} decomposed again")
 
     with monkeypatch.context() as m:
-        m.setattr(lookup, "decompose", no_forward)
-        again = lookup.build_table(sources, remembered)
+        m.setattr(decompose, "decompose", no_forward)
+        again = decompose.build_table(sources, blocks.KEY, remembered)
     assert [c.id for c in again.cases] == [c.id for c in first.cases]
     assert {n: [u.path for u in us] for n, us in again.uses.items()} == {
         n: [u.path for u in us] for n, us in first.uses.items()
     }
     remembered.write_text("{not json")
-    assert [c.id for c in lookup.build_table(sources, remembered).cases] == [c.id for c in first.cases]
+    assert [c.id for c in decompose.build_table(sources, blocks.KEY, remembered).cases] == [c.id for c in first.cases]
 
 
 def test_search_space_sequence_matches_the_walked_decomposition():
     for variant in ("l1", "l3", "l7"):
         config = (efficientformer.WIDTHS[variant], efficientformer.DEPTHS[variant], efficientformer.NUM_META3D[variant])
-        walked = [u.case.id for u in lookup.model_blocks(f"efficientformer_{variant}")]
-        assert slim.candidate_blocks(*config) == walked
+        walked = [u.case.id for u in model_blocks(f"efficientformer_{variant}")]
+        assert slim.candidate_blocks(parts(), *config) == walked
 
 
 def test_slim_finds_the_most_macs_under_the_budget(tmp_path, capsys):
     builders.write(_table_run(_fake_latency), tmp_path)
-    table = predict.measured_table([tmp_path], DEVICE, BACKEND)
-    best = slim.search(table, 10.0)  # everything fits: the widest, deepest network, all Meta3D in stage 4
+    table = predict.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY)
+    best = slim.search(
+        table, 10.0, parts(), FLOOR
+    )  # everything fits: the widest, deepest network, all Meta3D in stage 4
     assert (best.widths, best.depths, best.num_meta3d) == ((96, 192, 384, 768), (6, 6, 18, 8), 8)
-    assert best.macs == sum(table[b].macs for b in best.blocks())
-    assert best.predicted_s == pytest.approx(sum(table[b].median_s for b in best.blocks()))
-    floored = slim.search({**table, predict.FLOOR: Measured(predict.FLOOR, median_s=1e-9)}, 10.0)
-    assert floored.predicted_s == pytest.approx(best.predicted_s - (len(best.blocks()) - 1) * 1e-9)
-    tighter = slim.search(table, best.predicted_s * 0.999)
+    assert best.macs == sum(table[b].macs for b in best.blocks(parts()))
+    assert best.predicted_s == pytest.approx(sum(table[b].median_s for b in best.blocks(parts())))
+    floored = slim.search({**table, FLOOR: Measured(FLOOR, median_s=1e-9)}, 10.0, parts(), FLOOR)
+    assert floored.predicted_s == pytest.approx(best.predicted_s - (len(best.blocks(parts())) - 1) * 1e-9)
+    tighter = slim.search(table, best.predicted_s * 0.999, parts(), FLOOR)
     assert tighter.predicted_s <= best.predicted_s * 0.999 and tighter.macs < best.macs
     code, out, _ = _cli(capsys, "slim", "--budget-ms", f"{tighter.predicted_s * 1e3 * 1.0001}", "--device", DEVICE,
                         "--backend", BACKEND, "--results-dir", str(tmp_path), "--no-measure")  # fmt: skip
@@ -219,8 +236,8 @@ def test_slim_finds_the_most_macs_under_the_budget(tmp_path, capsys):
 
 def test_slim_measures_what_it_found(tmp_path, capsys):
     builders.write(_table_run(_fake_latency), tmp_path)
-    table = predict.measured_table([tmp_path], DEVICE, BACKEND)
-    small = slim.search(table, 2e-3)
+    table = predict.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY)
+    small = slim.search(table, 2e-3, parts(), FLOOR)
     code, out, err = _cli(capsys, "slim", "--budget-ms", "0.002", "--device", DEVICE, "--backend", "torch-eager",
                           "--results-dir", str(tmp_path), "--seconds", "0.01")  # fmt: skip
     assert code == 2 and "no block lookup table" in err  # the table is for ort-cpu only
@@ -263,6 +280,6 @@ def _collected(*options: str) -> str:
 def test_the_blocks_suite_runs_only_on_request():
     assert "blocks/" not in _collected()  # a run that names no suite leaves it out
     named = _collected("--opbench-suites", "blocks")
-    assert named.count("test_blocks[blocks/") == len(lookup.table().cases)
+    assert named.count("test_blocks[blocks/") == len(lookup_table(blocks.KEY).cases)
     pattern = "blocks/efficientformer/meta4d/*"
     assert _collected("--opbench-cases", pattern).count("test_blocks[") == len(select_cases("default", None, pattern))

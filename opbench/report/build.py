@@ -22,6 +22,7 @@ from opbench.attribution import Breakdown, OpRow, breakdown
 from opbench.backends import REGISTRY
 from opbench.case import Case
 from opbench.errors import OpbenchError
+from opbench.lookup import predict as prediction
 from opbench.plan import Comparison, Plan, Predictions
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
@@ -463,8 +464,8 @@ def breakdown_table(report: Report) -> pd.DataFrame:
 
 def predicted(report: Report, extra: Predictions) -> pd.DataFrame:
     """A Predictions extra's validation table over the measured (not published) targets."""
-    return extra.validation(
-        {(t.device_name, t.backend): report.data[t] for t in report.targets if t.source != REFERENCE}
+    return prediction.validation(
+        {(t.device_name, t.backend): report.data[t] for t in report.targets if t.source != REFERENCE}, extra
     )
 
 
@@ -481,7 +482,7 @@ def prediction_table(report: Report) -> pd.DataFrame:
 def prediction_summary_table(report: Report) -> pd.DataFrame:
     """Per target: share of models within +-10% / +-5%, RMSPE, mean error; then the same per model family."""
     frames = [
-        e.summary(t, by)
+        prediction.summary(t, by)
         for e, t in _predictions(report)
         for by in (("device", "backend"), ("device", "backend", "family"))
     ]

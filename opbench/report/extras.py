@@ -7,6 +7,7 @@ Breakdowns), and each kind is drawn here the same way for every suite.
 from __future__ import annotations
 
 from opbench.attribution import Breakdown
+from opbench.lookup import predict as prediction
 from opbench.plan import Breakdowns, Extra, ModelMap, Predictions, Sweep
 from opbench.report import build, figures
 from opbench.report.build import Report
@@ -31,7 +32,7 @@ def view(report: Report, extra: Extra, targets: list[Target]) -> dict:
 
 def _predictions(report: Report, extra: Predictions, found: dict) -> None:
     """Per target, then per target and family: models validated, within +-10% / +-5%, RMSPE, mean error."""
-    summary = extra.summary
+    summary = prediction.summary
     table = build.predicted(report, extra)
     found["columns"] = ["device / backend", "family", "models validated", "within ±10%", "within ±5%", "RMSPE",
                         "mean error", "plain sum within ±10%"]  # fmt: skip

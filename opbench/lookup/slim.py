@@ -1,14 +1,6 @@
-"""Latency-driven slimming (the EfficientFormer paper's search), read from the block lookup table.
-
-Search space (document of record; the paper searched stage widths, stage depths and the number of MB3D blocks in the
-last stage of a supernet, without publishing its grid): EfficientFormer's macro-structure (blocks.efficientformer_stem,
-Conv3x3 s2 + BN downsampling, Meta4D stages, one Flat and Meta3D blocks at the end of stage 4, the distilled head)
-with
-- the width of each stage one of L1's, L3's or L7's at that stage (WIDTHS),
-- the depth of each stage in DEPTHS (spanning L1 to L7),
-- the number of Meta3D blocks in stage 4 from 1 to its depth.
-Accuracy is not measured here: the objective is the most MACs under the budget, MACs standing in for accuracy (a
-proxy: within this family a larger network was the more accurate one in the paper's Table 1).
+"""Latency-driven slimming (the EfficientFormer paper's search) over opbench.lookup.space, read from the block
+lookup table. Accuracy is not measured here: the objective is the most MACs under the budget, MACs standing in for
+accuracy (a proxy: within this family a larger network was the more accurate one in the paper's Table 1).
 """
 
 from __future__ import annotations
@@ -20,50 +12,12 @@ from dataclasses import dataclass
 
 from opbench.case import Case, make_case
 from opbench.errors import OpbenchError
-from opbench.predict import FLOOR
+from opbench.lookup.decompose import Table
+from opbench.lookup.space import DEPTHS, FAMILY, WIDTHS, probe_name, probe_widths, valid
 from opbench.verdict import Measured
-from opbench.zoo import efficientformer
 from opbench.zoo.efficientformer import EfficientFormer
 
-FAMILY = "efficientformer"
-WIDTHS = tuple(tuple(efficientformer.WIDTHS[v][i] for v in ("l1", "l3", "l7")) for i in range(4))
-DEPTHS = (range(2, 7), range(2, 7), range(6, 19, 2), range(3, 9))
-PROBE_DEPTHS = (1, 1, 1, 2)  # one Meta4D per stage, then Flat and one Meta3D: every block kind once
-
-
-def valid(widths: tuple[int, ...]) -> bool:
-    """Widths must grow stage to stage (EfficientFormer downsamples exactly where the width changes)."""
-    return all(a < b for a, b in itertools.pairwise(widths))
-
-
-def probe_widths() -> list[tuple[int, ...]]:
-    """Few width tuples in which every valid (stage i-1, stage i) pair of width choices occurs: each tuple of the
-    space, in order, is kept when it brings a pair not seen yet."""
-    seen: set[tuple[int, int, int]] = set()
-    kept = []
-    for widths in filter(valid, itertools.product(*WIDTHS)):
-        pairs = {(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(widths))}
-        if pairs - seen:
-            kept.append(widths)
-            seen |= pairs
-    return kept
-
-
-def probe_name(widths: tuple[int, ...]) -> str:
-    return "slim_probe_" + "-".join(map(str, widths))
-
-
-@functools.cache
-def probe_sources() -> list:
-    from opbench.lookup import Source
-
-    return [
-        Source(probe_name(w), FAMILY, functools.partial(EfficientFormer, w, PROBE_DEPTHS, 1)) for w in probe_widths()
-    ]
-
-
-def space() -> itertools.product:
-    return itertools.product(itertools.product(*WIDTHS), itertools.product(*DEPTHS))
+Parts = dict[tuple, str]  # a part of a candidate -> the table entry (block case id) that times it
 
 
 @dataclass(frozen=True)
@@ -78,23 +32,20 @@ class Candidate:
     def name(self) -> str:
         return f"w{'-'.join(map(str, self.widths))}_d{'-'.join(map(str, self.depths))}_m{self.num_meta3d}"
 
-    def blocks(self) -> list[str]:
-        return candidate_blocks(self.widths, self.depths, self.num_meta3d)
+    def blocks(self, parts: Parts) -> list[str]:
+        return candidate_blocks(parts, self.widths, self.depths, self.num_meta3d)
 
     def case(self) -> Case:
         factory = functools.partial(EfficientFormer, self.widths, self.depths, self.num_meta3d)
         return make_case("slim", FAMILY, self.name, factory, (1, 3, 224, 224), "slim", "slimmed EfficientFormer")
 
 
-@functools.cache
-def parts() -> dict[tuple, str]:
+def parts(table: Table) -> Parts:
     """The table entry (block case id) of each part of a candidate, read off the probes' decompositions:
     ("stem", w0), ("down", i, w_prev, w), ("meta4d", i, w), ("to3d", w), ("meta3d", w), ("head", w)."""
-    from opbench.lookup import model_blocks
-
-    found: dict[tuple, str] = {}
+    found: Parts = {}
     for widths in probe_widths():
-        at = {u.path: u.case.id for u in model_blocks(probe_name(widths))}
+        at = {u.path: u.case.id for u in table.uses[probe_name(widths)]}
         found[("stem", widths[0])] = at["stem"]
         for i, w in enumerate(widths):
             found[("meta4d", i, w)] = at[f"stages.{i}.blocks.0"]
@@ -106,10 +57,9 @@ def parts() -> dict[tuple, str]:
     return found
 
 
-def candidate_blocks(widths: tuple[int, ...], depths: tuple[int, ...], num_meta3d: int) -> list[str]:
+def candidate_blocks(p: Parts, widths: tuple[int, ...], depths: tuple[int, ...], num_meta3d: int) -> list[str]:
     """The block sequence of a candidate, in EfficientFormer's order (tests check it against the walked
     decomposition of L1, L3 and L7)."""
-    p = parts()
     out = [p[("stem", widths[0])]]
     for i, (w, d) in enumerate(zip(widths, depths, strict=True)):
         if i:
@@ -118,19 +68,20 @@ def candidate_blocks(widths: tuple[int, ...], depths: tuple[int, ...], num_meta3
     return out + [p[("to3d", widths[3])]] + [p[("meta3d", widths[3])]] * num_meta3d + [p[("head", widths[3])]]
 
 
-def search(table: dict[str, Measured], budget_s: float) -> Candidate:
-    """The candidate with the most MACs (the accuracy proxy) whose predicted latency fits the budget."""
+def search(table: dict[str, Measured], budget_s: float, parts: Parts, floor_id: str | None) -> Candidate:
+    """The candidate with the most MACs (the accuracy proxy) whose predicted latency fits the budget; `floor_id`: the
+    per-call floor's case, paid once by the whole model (opbench.lookup.predict)."""
     if not math.isfinite(budget_s) or budget_s <= 0:
         raise OpbenchError(f"the budget must be a positive number of milliseconds, not {budget_s * 1e3:g}")
-    missing = sorted({b for b in parts().values() if b not in table or table[b].macs is None})
+    missing = sorted({b for b in parts.values() if b not in table or table[b].macs is None})
     if missing:
         raise OpbenchError(
             f"the lookup table lacks {len(missing)} search-space block(s) on this device/backend, e.g. "
-            f"{missing[0]}; run the blocks suite there"
+            f"{missing[0]}; measure the lookup table there"
         )
-    floor = table[FLOOR].median_s if FLOOR in table else 0.0  # paid once by the whole model (opbench.predict)
-    t = {k: table[b].median_s - floor for k, b in parts().items()}
-    m = {k: table[b].macs for k, b in parts().items()}
+    floor = table[floor_id].median_s if floor_id in table else 0.0
+    t = {k: table[b].median_s - floor for k, b in parts.items()}
+    m = {k: table[b].macs for k, b in parts.items()}
     best: Candidate | None = None
     fastest = math.inf
     for widths in filter(valid, itertools.product(*WIDTHS)):

@@ -10,7 +10,6 @@ The validation table uses point values; nn-Meter's metric is the share of models
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,10 @@ import pandas as pd
 
 from opbench import stats
 from opbench.errors import OpbenchError
+from opbench.plan import BlockSum, Predictions
 from opbench.results import load_runs, slugify
 from opbench.stats import Estimate
-from opbench.suites import overhead
 from opbench.verdict import Measured
-
-MODELS_SUITE = "models"
-FLOOR = overhead.plan("default").cases[0].id  # the per-call floor case
 
 
 @dataclass(frozen=True)
@@ -48,8 +44,11 @@ class Prediction:
         return self.predicted.value / self.measured.value - 1 if self.measured else None
 
 
-def measured_table(paths: Iterable[Path | str], device: str, backend: str) -> dict[str, Measured]:
-    """Every ok result of one (device, backend), the latest run winning: the lookup table and the measured models."""
+def measured_table(
+    paths: Iterable[Path | str], device: str, backend: str, extra: Predictions, suite: str
+) -> dict[str, Measured]:
+    """Every ok result of one (device, backend), the latest run winning: the lookup table (cases of `suite`, which
+    draws `extra`) and the measured models."""
     runs = [r for r in load_runs(paths) if r.source != "reference"]
     wanted = slugify(device) if any(ch.isalnum() for ch in device) else device
     runs = [r for r in runs if device in (r.device.name, r.device.slug) or r.device.slug == wanted]
@@ -61,31 +60,31 @@ def measured_table(paths: Iterable[Path | str], device: str, backend: str) -> di
             if r.backend == backend and r.ok:
                 s = r.stats
                 table[r.case] = Measured(r.case, samples=s.samples, median_s=s.median_s, macs=r.macs, run_id=run.run_id)
-    if not any(case.startswith("blocks/") for case in table):
+    if not any(block in table for m in extra.models for block, _ in m.blocks):
         raise OpbenchError(
-            f"no block lookup table for {device!r} / {backend!r}: run the blocks suite there "
-            f'(make bench ARGS="--opbench-suites blocks --opbench-backends {backend}")'
+            f"no block lookup table for {device!r} / {backend!r}: run the {suite} suite there "
+            f'(make bench ARGS="--opbench-suites {suite} --opbench-backends {backend}")'
         )
     return table
 
 
 def predict_blocks(
-    model: str, block_ids: Sequence[str], table: dict[str, Measured], interval: bool = True
+    model: BlockSum, floor_id: str | None, table: dict[str, Measured], interval: bool = True
 ) -> Prediction:
     """The sum of the blocks' medians (with a bootstrap interval of the sum) and the measured model, if any."""
-    counts = Counter(block_ids)
+    counts = dict(model.blocks)
     missing = [b for b in counts if _ok(table, b) is None]
     if missing:
         first = table.get(missing[0], Measured(missing[0], status="missing"))
         raise OpbenchError(
-            f"{model}: {len(missing)} block(s) without an ok result for this device/backend, e.g. "
-            f"{first.why_missing()}; run the blocks suite there"
+            f"{model.model}: {len(missing)} block(s) without an ok result for this device/backend, e.g. "
+            f"{first.why_missing()}; measure the lookup table there"
         )
     ids = list(counts)
     weights = np.array([counts[b] for b in ids], dtype=float)
-    floor = _ok(table, FLOOR)
+    floor = _ok(table, floor_id) if floor_id else None
     if floor is not None:  # the floor is one more sample set, counted minus (blocks - 1) times
-        ids, weights = [*ids, FLOOR], np.append(weights, 1.0 - weights.sum())
+        ids, weights = [*ids, floor_id], np.append(weights, 1.0 - weights.sum())
     sets = [table[b] for b in ids]
     medians = [m.median_s for m in sets]
 
@@ -97,12 +96,12 @@ def predict_blocks(
     else:
         predicted = Estimate(float(np.dot(weights, medians)))
     plain = float(sum(counts[b] * table[b].median_s for b in counts))
-    whole = _ok(table, f"{MODELS_SUITE}/{model}")
+    whole = _ok(table, model.case)
     measured = stats.median(whole.samples, whole.median_s) if whole and interval else None
     if whole and not interval:
         measured = Estimate(whole.median_s)
     floor_s = floor.median_s if floor is not None else None
-    return Prediction(model, tuple(counts.items()), predicted, measured, plain, floor_s)
+    return Prediction(model.model, model.blocks, predicted, measured, plain, floor_s)
 
 
 def _ok(table: dict[str, Measured], case: str) -> Measured | None:
@@ -111,30 +110,27 @@ def _ok(table: dict[str, Measured], case: str) -> Measured | None:
     return found if found is not None and found.ok else None
 
 
-def predict(model: str, table: dict[str, Measured], interval: bool = True) -> Prediction:
-    from opbench import lookup
-    from opbench.zoo import ZOO
+def predict(model: str, extra: Predictions, table: dict[str, Measured], interval: bool = True) -> Prediction:
+    """One of the extra's models predicted from the table."""
+    found = extra.model(model)
+    if found is None:
+        raise OpbenchError(f"unknown model {model!r}; choose from {', '.join(m.model for m in extra.models)}")
+    return predict_blocks(found, extra.floor, table, interval)
 
-    if model not in ZOO:
-        raise OpbenchError(f"unknown model {model!r}; choose from {', '.join(ZOO)}")
-    return predict_blocks(model, [u.case.id for u in lookup.model_blocks(model)], table, interval)
 
-
-def validation(tables: dict[tuple[str, str], dict[str, Measured]]) -> pd.DataFrame:
-    """One row per zoo model measured whole and from blocks on a (device, backend): predicted, measured, error."""
-    from opbench.zoo import ZOO
-
+def validation(tables: dict[tuple[str, str], dict[str, Measured]], extra: Predictions) -> pd.DataFrame:
+    """One row per model measured whole and from blocks on a (device, backend): predicted, measured, error."""
     rows = []
     for (device, backend), table in tables.items():
-        for name, model in ZOO.items():
-            if _ok(table, f"{MODELS_SUITE}/{name}") is None:
+        for model in extra.models:
+            if _ok(table, model.case) is None:
                 continue
             try:
-                p = predict(name, table, interval=False)
+                p = predict_blocks(model, extra.floor, table, interval=False)
             except OpbenchError:
                 continue  # blocks missing on this target: nothing to validate
             rows.append(
-                {"device": device, "backend": backend, "model": name, "family": model.family,
+                {"device": device, "backend": backend, "model": model.model, "family": model.family,
                  "predicted_ms": p.predicted.value * 1e3, "measured_ms": p.measured.value * 1e3, "error": p.error,
                  "plain_sum_ms": p.plain_sum_s * 1e3, "plain_error": p.plain_error,
                  "floor_ms": None if p.floor_s is None else p.floor_s * 1e3}

@@ -1,6 +1,4 @@
-"""The block lookup table: the blocks the zoo's models are made of, at the shapes they use, as the `blocks` suite;
-and a model's latency predicted as the sum of its blocks' measured latencies (the paper's latency-driven slimming
-read its candidates' latencies from such a table).
+"""A model cut into the blocks it is made of, at the shapes it runs them at: the entries of the block lookup table.
 
 Decomposition, derived from the module, never written per model: run the model once with hooks on every module and
 expand a *container* into its children when its call is exactly a chain of its children's calls (the first child
@@ -30,14 +28,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from opbench.cache import DEFAULT_ROOT
 from opbench.case import Case, make_case
 from opbench.files import atomic_write_text
-from opbench.plan import Plan, Predictions
-from opbench.suite import Suite
-from opbench.zoo import ZOO
 
-KEY = "blocks"
 WHOLE = ("stem", "downsample", "head")  # contract names that stay one block whatever their type
 
 
@@ -183,8 +176,9 @@ def decompose(source: Source) -> list[Block]:
     return find_blocks(model, source.input_shape)
 
 
-def build_table(sources: Iterable[Source], remembered: Path | None = None) -> Table:
-    """The table of the sources' blocks; `remembered`: a JSON file of earlier decompositions to read and extend."""
+def build_table(sources: Iterable[Source], suite: str, remembered: Path | None = None) -> Table:
+    """The table of the sources' blocks as cases of `suite`; `remembered`: a JSON file of earlier decompositions to
+    read and extend."""
     sources = list(sources)
     known: dict[str, list[Block]] = {}
     if remembered is not None:
@@ -203,22 +197,22 @@ def build_table(sources: Iterable[Source], remembered: Path | None = None) -> Ta
     base_ids: dict[str, set[str]] = {}
     made: dict[str, Case] = {}
     for sig, (source, b) in first.items():
-        made[sig] = _case(source, b, suffix="")
+        made[sig] = _case(suite, source, b, suffix="")
         base_ids.setdefault(made[sig].id, set()).add(sig)
     for sig, (source, b) in first.items():
         if len(base_ids[made[sig].id]) > 1:  # same kind and shapes, different structure: name it by its hash
-            made[sig] = _case(source, b, suffix="_" + hashlib.sha1(sig.encode()).hexdigest()[:6])
+            made[sig] = _case(suite, source, b, suffix="_" + hashlib.sha1(sig.encode()).hexdigest()[:6])
     uses = {s.name: [BlockUse(b.path, made[b.signature]) for b in found[s.name]] for s in sources}
     return Table(list(made.values()), uses)
 
 
-def _case(source: Source, block: Block, suffix: str) -> Case:
+def _case(suite: str, source: Source, block: Block, suffix: str) -> Case:
     params = _shape_params(block.input_shape)
     if block.output_shape != block.input_shape:
         params |= _shape_params(block.output_shape, "o")
     factory = functools.partial(_submodule, source.factory, block.path)
     return make_case(
-        KEY, source.family, block.kind + suffix, factory, block.input_shape, KEY, f"{block.path} of {source.name}",
+        suite, source.family, block.kind + suffix, factory, block.input_shape, suite, f"{block.path} of {source.name}",
         **params,
     )  # fmt: skip
 
@@ -226,60 +220,7 @@ def _case(source: Source, block: Block, suffix: str) -> Case:
 def source_hash() -> str:
     """sha256 of opbench's Python sources and torch's version: what the decomposition depends on."""
     digest = hashlib.sha256(torch.__version__.encode())
-    package = Path(__file__).parent
+    package = Path(__file__).parents[1]
     for path in sorted(package.rglob("*.py")):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def zoo_sources() -> list[Source]:
-    return [Source(name, m.family, m.factory, m.input_shape) for name, m in ZOO.items()]
-
-
-@functools.cache
-def table() -> Table:
-    """The zoo's blocks and the slimming search space's (opbench.slim), one entry per distinct block."""
-    from opbench import slim
-
-    remembered = DEFAULT_ROOT / "blocks" / f"decomposition-{source_hash()}.json"
-    return build_table([*zoo_sources(), *slim.probe_sources()], remembered)
-
-
-def model_blocks(name: str) -> list[BlockUse]:
-    """A zoo model's (or a search-space probe's) block sequence."""
-    return table().uses[name]
-
-
-def plan(grid: str) -> Plan:
-    p = Plan()
-    for case in table().cases:
-        p.add(case)
-    from opbench import predict
-
-    p.extras.append(
-        Predictions(
-            "Whole-model latency predicted from the blocks",
-            "Each zoo model's latency predicted from its blocks' medians (summed, less the backend's per-call floor "
-            "for every block but one: each block timed alone pays one call, the whole model one), against the model "
-            "measured whole on the same target: the share within ±10% and ±5% (nn-Meter's metric), RMSPE, and the "
-            "mean error; the share within ±10% of the plain sum is beside it. A positive mean error says the "
-            "prediction overshoots: the backend fuses across block boundaries; negative: the whole runs slower than "
-            "its parts (caches, memory). Per model: prediction.csv; summary: prediction_summary.csv.",
-            predict.validation,
-            predict.summary,
-        )
-    )
-    return p
-
-
-SUITE = Suite(
-    key=KEY,
-    title="Block lookup table",
-    plan=plan,
-    on_request=True,  # 184 cases: `make bench ARGS="--opbench-suites blocks,models,overhead"`
-    description=(
-        "Every distinct block of the zoo's models and of EfficientFormer's slimming search space, at the shape it "
-        "runs at (derived from the models by a forward pass with hooks), so that `opbench predict` can sum a "
-        "model's latency from its blocks and `opbench slim` can search under a latency budget."
-    ),
-)

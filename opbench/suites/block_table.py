@@ -1,0 +1,58 @@
+"""The `blocks` suite, the block lookup table: every distinct block of the zoo's models and of EfficientFormer's
+slimming search space at the shape it runs at (opbench.lookup), on request only. Its report section predicts each
+zoo model from its blocks and compares with the model measured whole (the `models` suite), less the `overhead`
+suite's per-call floor."""
+
+from __future__ import annotations
+
+from opbench.lookup.table import table
+from opbench.plan import BlockSum, Plan, Predictions
+from opbench.suite import Suite
+from opbench.suites import overhead
+from opbench.suites.models import model_case
+from opbench.zoo import ZOO
+
+KEY = "blocks"
+
+
+def predictions() -> Predictions:
+    """Every zoo model as the sum of its blocks, against the model measured whole."""
+    uses = table(KEY).uses
+    models = []
+    for name, model in ZOO.items():
+        counts: dict[str, int] = {}
+        for use in uses[name]:
+            counts[use.case.id] = counts.get(use.case.id, 0) + 1
+        models.append(BlockSum(name, model.family, model_case(name).id, tuple(counts.items())))
+    return Predictions(
+        "Whole-model latency predicted from the blocks",
+        "Each zoo model's latency predicted from its blocks' medians (summed, less the backend's per-call floor "
+        "for every block but one: each block timed alone pays one call, the whole model one), against the model "
+        "measured whole on the same target: the share within ±10% and ±5% (nn-Meter's metric), RMSPE, and the "
+        "mean error; the share within ±10% of the plain sum is beside it. A positive mean error says the "
+        "prediction overshoots: the backend fuses across block boundaries; negative: the whole runs slower than "
+        "its parts (caches, memory). Per model: prediction.csv; summary: prediction_summary.csv.",
+        models,
+        overhead.plan("default").cases[0].id,
+    )
+
+
+def plan(grid: str) -> Plan:
+    p = Plan()
+    for case in table(KEY).cases:
+        p.add(case)
+    p.extras.append(predictions())
+    return p
+
+
+SUITE = Suite(
+    key=KEY,
+    title="Block lookup table",
+    plan=plan,
+    on_request=True,  # 184 cases: `make bench ARGS="--opbench-suites blocks,models,overhead"`
+    description=(
+        "Every distinct block of the zoo's models and of EfficientFormer's slimming search space, at the shape it "
+        "runs at (derived from the models by a forward pass with hooks), so that `opbench predict` can sum a "
+        "model's latency from its blocks and `opbench slim` can search under a latency budget."
+    ),
+)
