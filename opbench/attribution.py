@@ -224,19 +224,6 @@ class Breakdown:
         total = self.profiled_s
         return {c: (s / total if total > 0 else 0.0) for c, s in self.seconds.items()}
 
-    def to_json(self) -> dict:
-        """Plain JSON for a report. A Breakdown is derived: what a result keeps is the rows and the median."""
-        return {
-            "seconds": self.seconds,
-            "profiled_s": self.profiled_s,
-            "e2e_median_s": self.e2e_median_s,
-            "coverage": self.coverage,
-            "rows": self.rows,
-            "unscoped_rows": self.unscoped_rows,
-            "unscoped_s": self.unscoped_s,
-            "top": [r.to_json() for r in self.top],
-        }
-
     def table(self) -> str:
         """A small text table: category, ms, share; then coverage."""
         lines = [f"{'category':<14}{'ms':>9}{'share':>8}"]

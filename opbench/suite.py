@@ -71,10 +71,6 @@ def register(suite: Suite) -> Suite:
     return suite
 
 
-def unregister(key: str) -> None:
-    _REGISTRY.pop(key, None)
-
-
 def builtin_suites() -> dict[str, Suite]:
     """opbench's own suites by key (their modules imported on first use), in display order."""
     return {(suite := importlib.import_module(name).SUITE).key: suite for name in BUILTIN}

@@ -437,7 +437,6 @@ class PartsRule(Rule):
     text: str
     parts: tuple[PartSpec, ...]
     holds_means: str
-    key_part: int = 0
 
     @property
     def thresholds(self) -> tuple[Threshold, ...]:
@@ -459,7 +458,7 @@ class PartsRule(Rule):
             explanation += self.meaning(status, parts, passes)
         if missing and status != "not_measured":
             explanation += f" Missing from this verdict: {len(missing)} case result(s), listed below."
-        key = parts[self.key_part]
+        key = parts[0]
         return Verdict(
             suite, target, status, key.label, key.estimate, explanation, case_ids(rows), rows, parts, missing,
             any(p.point_only for p in parts), key.unit, by_pass=passes,

@@ -134,13 +134,15 @@ def strings_in_code(path: Path) -> set[str]:
             and id(n) not in skip}  # fmt: skip
 
 
+# words that are a suite's key too but mean something else where they stand, each with what it means there
+HOMONYMS = {("lookup/predict.py", "models"): "a column of the prediction summary: how many models were validated"}
 GENERIC = sorted(p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] not in SPECIFIC)
 
 
 @pytest.mark.parametrize("path", GENERIC, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_a_generic_module_names_no_suite_and_no_backend(path):
     names = set(REGISTRY) | set(suites()) | {"coreml", "onnx"}
-    found = strings_in_code(path) & names
+    found = {n for n in strings_in_code(path) & names if (str(path.relative_to(PACKAGE)), n) not in HOMONYMS}
     assert not found, f"{path.relative_to(PACKAGE)} names {sorted(found)}"
 
 

@@ -33,7 +33,7 @@ REGISTRY: dict[str, Callable[[], Backend]] = {
     "ort-tensorrt": ort_tensorrt,
 }
 # What `opbench export` writes for another device, each format owned by the backend module that runs it here:
-# its export_format(precision, target) and DEVICE_UNITS (how the device's measurements name their settings).
+# its export_format(precision, target), whose `units` say how the device's measurements name their settings.
 EXPORT_FORMATS = {"coreml": coreml, "onnx": onnxruntime}
 # The backends that come with `pip install opbench` alone (no extras, no GPU); `make test`'s smoke run uses them.
 # A benchmark run's default is every registered backend that is available on the machine ('all').
@@ -65,8 +65,7 @@ def export_format(name: str, precision: str = "float32", target: str | None = No
 
 def device_units(format_name: str) -> DeviceUnits | None:
     """How a format's device measurements name their settings (None: the runtime is named freely)."""
-    module = EXPORT_FORMATS.get(format_name)
-    return getattr(module, "DEVICE_UNITS", None)
+    return export_format(format_name).units if format_name in EXPORT_FORMATS else None
 
 
 def parse_backends(spec: str) -> list[str]:

@@ -16,9 +16,10 @@ from opbench.shapes import IMAGE
 from opbench.suite import Suite
 from opbench.suites.models import model_case
 from opbench.verdict import PartSpec, PartsRule, Threshold
+from opbench.zoo import efficientformer
 
 KEY = "obs1"
-EFFICIENTFORMER_STEM_WIDTHS = (48, 64, 96)  # L1, L3, L7
+EFFICIENTFORMER_STEM_WIDTHS = tuple(efficientformer.WIDTHS[v][0] for v in ("l1", "l3", "l7"))
 LEVIT_WIDTH = 256
 SWEEP_KERNELS = (2, 4, 8, 16)
 SWEEP_WIDTH = 64
