@@ -32,8 +32,10 @@ from opbench.options import is_positive_finite
 if TYPE_CHECKING:
     from opbench.case import Case
 
-SCHEMA = "opbench-results/2"  # 2: samples per pass (stats.passes_s); 1: one block of samples (stats.samples_s)
-SCHEMAS = ("opbench-results/1", SCHEMA)  # the versions that load; a schema-1 result is one pass
+# 3: stats.window (members of a comparison group timed round by round); 2: samples per pass (stats.passes_s);
+# 1: one block of samples (stats.samples_s)
+SCHEMA = "opbench-results/3"
+SCHEMAS = ("opbench-results/1", "opbench-results/2", SCHEMA)  # the versions that load; a schema-1 result is one pass
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 DEFAULT_DIR = Path("device_results")
 MAX_SAMPLES = 10_000  # raw samples per result kept when a file is loaded (a timed run keeps about 1,000)
@@ -102,9 +104,14 @@ class Stats:
     rounds: int | None = None
     iterations: int | None = None
     passes_s: tuple[tuple[float, ...], ...] = ()
+    # The timing window shared with the other members of a comparison group: sample i of pass k of every set with
+    # the same window was taken in round i of pass k, beside the others' (None: timed alone, as in schemas 1-2).
+    window: str | None = None
 
     @classmethod
-    def from_passes(cls, passes_s: Iterable[Iterable[float]], iterations: int | None = None) -> Stats:
+    def from_passes(
+        cls, passes_s: Iterable[Iterable[float]], iterations: int | None = None, window: str | None = None
+    ) -> Stats:
         passes = tuple(tuple(float(f"{x:.5g}") for x in p) for p in passes_s)  # 5 significant digits: below noise
         passes = tuple(p for p in passes if p)
         data = np.concatenate([np.asarray(p) for p in passes])
@@ -119,6 +126,7 @@ class Stats:
             rounds=int(data.size),
             iterations=iterations,
             passes_s=passes,
+            window=window,
         )
 
     @classmethod
