@@ -11,7 +11,7 @@ from builders import MACS, in_passes, measured, samples
 from opbench import stats
 from opbench.stats import Estimate
 from opbench.suite import get_suite, plans, suites
-from opbench.verdict import Evidence, Measured, Target, decide, fmt
+from opbench.verdict import Evidence, Measured, Target, Threshold, decide, fmt
 
 TORCH = Target("host", "torch-eager", "Host")
 ORT = Target("host", "ort-cpu", "Host")
@@ -26,6 +26,11 @@ def judge(key: str, data: dict, target: Target = TORCH):
 def verdicts(key: str, by_target: dict):
     """The suite's rule on constructed data, through the one interface the report uses."""
     return get_suite(key).rule.verdicts(key, plans("default", [key])[key], Evidence(by_target))
+
+
+def at(value: float, margin: float = 0.0) -> Threshold:
+    """A constructed threshold (no margin unless given)."""
+    return Threshold("constructed", value, "a constructed threshold", margin)
 
 
 def threshold(key: str, name: str) -> float:
@@ -63,18 +68,18 @@ def test_of_medians_without_samples_is_a_point_estimate():
 
 
 def test_decide_straddles_and_sides():
-    assert decide(Estimate(1.5, 1.2, 1.8), 1.0, "above") == "holds"
-    assert decide(Estimate(0.8, 0.7, 0.9), 1.0, "above") == "does_not_hold"
-    assert decide(Estimate(1.05, 0.95, 1.15), 1.0, "above") == "inconclusive"
-    assert decide(Estimate(1.5, 1.2, 1.8), 2.0, "below") == "holds"
-    assert decide(None, 1.0, "above") == "not_measured"
+    assert decide(Estimate(1.5, 1.2, 1.8), at(1.0), "above") == "holds"
+    assert decide(Estimate(0.8, 0.7, 0.9), at(1.0), "above") == "does_not_hold"
+    assert decide(Estimate(1.05, 0.95, 1.15), at(1.0), "above") == "inconclusive"
+    assert decide(Estimate(1.5, 1.2, 1.8), at(2.0), "below") == "holds"
+    assert decide(None, at(1.0), "above") == "not_measured"
 
 
 def test_decide_apart_is_a_factor_either_way():
-    assert decide(Estimate(1.3, 1.2, 1.4), 1.1, "apart") == "holds"
-    assert decide(Estimate(0.7, 0.6, 0.8), 1.1, "apart") == "holds"
-    assert decide(Estimate(1.02, 0.98, 1.05), 1.1, "apart") == "does_not_hold"
-    assert decide(Estimate(1.1, 1.0, 1.2), 1.1, "apart") == "inconclusive"
+    assert decide(Estimate(1.3, 1.2, 1.4), at(1.1), "apart") == "holds"
+    assert decide(Estimate(0.7, 0.6, 0.8), at(1.1), "apart") == "holds"
+    assert decide(Estimate(1.02, 0.98, 1.05), at(1.1), "apart") == "does_not_hold"
+    assert decide(Estimate(1.1, 1.0, 1.2), at(1.1), "apart") == "inconclusive"
 
 
 # ---- Obs 1: large-kernel embedding slower per MAC ----
@@ -210,9 +215,9 @@ def test_a_drifting_pair_is_inconclusive_because_its_passes_disagree():
 
 
 def test_disagreeing_passes_overrule_a_clear_interval_and_one_pass_changes_nothing():
-    assert decide(Estimate(1.5, 1.2, 1.8, passes=(1.6, 1.4)), 1.0, "above") == "holds"
-    assert decide(Estimate(1.5, 1.2, 1.8, passes=(1.6, 0.9)), 1.0, "above") == "inconclusive"
-    assert decide(Estimate(1.5, 1.2, 1.8), 1.0, "above") == "holds"
+    assert decide(Estimate(1.5, 1.2, 1.8, passes=(1.6, 1.4)), at(1.0), "above") == "holds"
+    assert decide(Estimate(1.5, 1.2, 1.8, passes=(1.6, 0.9)), at(1.0), "above") == "inconclusive"
+    assert decide(Estimate(1.5, 1.2, 1.8), at(1.0), "above") == "holds"
 
 
 def test_passes_of_different_runs_do_not_line_up():

@@ -108,6 +108,11 @@ RULE = PartsRule(
                 "Obs 1 holds when the large-kernel patch embedding takes more time per MAC than the 3x3 stem it is "
                 "compared with (geometric mean over the DeiT-S, DeiT-T and PoolFormer comparisons): interval above "
                 "this.",
+                margin=0.02,
+                margin_reason=(
+                    "A ratio against 1.0: a per-MAC difference under 2% says nothing about which stem to choose (a "
+                    "runtime update moves a case by more) and is the median interval width the paired protocol aims at."
+                ),
             ),
             "above",
             fails_means="The large-kernel patch embeddings spend less time per MAC than the 3x3 stems here.",
