@@ -258,6 +258,10 @@ class Verdict:
     def key_text(self) -> str:
         return fmt(self.key, self.key_unit, self.point_only) if self.key is not None else "-"
 
+    @property
+    def key_how(self) -> str:
+        return measured_as(self.key, self.point_only)
+
 
 def fmt(estimate: Estimate | None, unit: str = "ratio", point_only: bool = False) -> str:
     """'2.31x [2.20, 2.43]', '12.0% [10.1, 13.8]', or the value marked as a point estimate."""

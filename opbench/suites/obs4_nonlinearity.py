@@ -227,7 +227,8 @@ class DependenceRule(Rule):
             return (
                 f"Inconclusive across {n} (device, backend) pairs, at the threshold: no activation's ratio to ReLU "
                 f"is shown to differ by more than {threshold:g}x, and the differences not shown to be smaller lie "
-                f"inside the band of {DIFFERENCE.margin:.0%} around it" + (f"; the largest is {largest}." if key else ".")
+                f"inside the band of {DIFFERENCE.margin:.0%} around it"
+                + (f"; the largest is {largest}." if key else ".")
             )
         if status == "does_not_hold":
             return (
