@@ -123,9 +123,9 @@ def _passes_view(v: Verdict | None) -> dict:
 
 def _row_view(row: Row | None) -> dict:
     if row is None:
-        return {"text": "-", "status": "", "mark": "", "title": ""}
+        return {"text": "-", "how": "", "status": "", "mark": "", "title": ""}
     if row.estimate is None:
-        return {"text": "missing", "status": "not_measured", "mark": "", "title": "; ".join(row.missing)}
+        return {"text": "missing", "how": "", "status": "not_measured", "mark": "", "title": "; ".join(row.missing)}
     status = row.status or ""
     how = measured_as(row.estimate, row.point_only)
     return {

@@ -134,10 +134,11 @@ RULE = PartsRule(
     text=(
         "Two parts, both needed. (1) Consistent dimension matters: in a last-stage (7x7) stage of Meta3D blocks with "
         "4D<->3D reshapes around every block (LeViT style), the reshapes take more than 5% of the stage's time "
-        "(1 - consistent 3D stage / reshaped stage, 95% interval above 5%). (2) MHSA is not necessarily the "
-        "bottleneck: the Meta3D (MHSA) block's time per MAC is less than 2x the Meta4D (pool) block's at 7x7 "
-        "(interval below 2). Holds when both hold; does not hold when either clearly fails; inconclusive when an "
-        "interval straddles its threshold. Mixers alone, the reshape pair and the alternating layout are supporting "
+        "(1 - consistent 3D stage / reshaped stage, 95% interval above 5%, margin 1%). (2) MHSA is not necessarily "
+        "the bottleneck: the Meta3D (MHSA) block's time per MAC is less than 2x the Meta4D (pool) block's at 7x7 "
+        "(interval below 2, margin 5%). Holds when both hold; does not hold when either clearly fails; inconclusive "
+        "when an interval straddles an edge of its threshold's band, inconclusive: at the threshold when the "
+        "undecided ones lie inside it. Mixers alone, the reshape pair and the alternating layout are supporting "
         "evidence."
     ),
     parts=(
