@@ -114,8 +114,8 @@ RULE = PartsRule(
         "matched shapes: the geometric mean of their latency ratios over every stage shape, projection and whole "
         "MLP, has its 95% interval above 1 by its margin of 2% (above 1.02). Does not hold when either interval is "
         "below 1 by the margin; inconclusive when one straddles an edge of that band, inconclusive: at the threshold "
-        "when the undecided ones lie inside it. The accuracy half of the claim is not a latency question and is not tested. Compare ort-cpu "
-        "with ort-cpu-noopt to see what folding BN is worth."
+        "when the undecided ones lie inside it. The accuracy half of the claim is not a latency question and is not "
+        "tested. Compare ort-cpu with ort-cpu-noopt to see what folding BN is worth."
     ),
     parts=tuple(
         PartSpec(
