@@ -99,11 +99,11 @@ class DependenceRule(Rule):
 
     text = (
         "The claim is about dependence, so the verdict compares (device, backend) pairs. On each pair, each "
-        "activation's latency relative to ReLU (alone, geometric mean over the stage shapes) is estimated. Holds "
-        "when some activation's ratio differs between two pairs by more than 1.1x with the 95% interval of that "
-        "difference wholly beyond 1.1x by its margin of 2%, or when two activations swap order between two pairs with "
-        "disjoint intervals on both. Does not hold when every activation agrees within 1.1x between every two pairs, interval included. "
-        "With a single pair it needs another backend and is inconclusive. The activations inside the MLP are "
+        "activation's latency relative to ReLU (alone, geometric mean over the stage shapes) is estimated. Holds when "
+        "some activation's ratio differs between two pairs by more than 1.1x with the 95% interval of that difference "
+        "wholly beyond 1.1x by its margin of 2%, or when two activations swap order between two pairs with disjoint "
+        "intervals on both. Does not hold when every activation agrees within 1.1x between every two pairs, interval "
+        "included. With a single pair it needs another backend and is inconclusive. The activations inside the MLP are "
         "supporting evidence."
     )
     across_targets = True
