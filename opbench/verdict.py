@@ -7,7 +7,12 @@ parts, per target) and the Verdict itself. Each suite states its rule with these
 
 Stability is generic too: an estimate from a run of several passes carries its value on each pass alone, `decide`
 gives each pass its own verdict, and a number whose passes disagree (holds on one pass, does not hold on another) is
-inconclusive whatever its interval says, so every rule that decides through `decide` inherits it.
+inconclusive whatever its interval says, so every rule that decides through `decide` inherits it. So is the margin
+of practical significance: every Threshold carries one, a side is decided only when the interval clears the band
+the margin puts around the threshold, and an interval inside the band is "inconclusive: at the threshold"
+(at_threshold), whichever rule decides. The three back-to-back runs of issue 22 found no flip but fewer than half the
+verdicts identical; a margin alone did not fix that (the intervals were wide), so it comes with the paired ratios of
+stats.py that narrow them.
 """
 
 from __future__ import annotations

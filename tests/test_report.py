@@ -15,6 +15,7 @@ from builders import all_results, device, in_window, make_run, result, write
 from markupsafe import escape
 from torch import nn
 
+from opbench import suite as suite_registry
 from opbench.case import make_case
 from opbench.cli import main
 from opbench.errors import OpbenchError
@@ -22,7 +23,6 @@ from opbench.plan import Plan
 from opbench.report import render
 from opbench.results import Result, Stats
 from opbench.suite import Suite, get_suite, plans, register, suites
-from opbench import suite as suite_registry
 from opbench.suites import obs3_conv_bn
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
