@@ -48,6 +48,7 @@ class Suite:
     # pytest-benchmark settings of this suite's cases over the run's, e.g. (("min_rounds", 5),); in the protocol
     timing: tuple[tuple[str, int | float], ...] = ()
     on_request: bool = False  # too long for every run: measured only when named (--opbench-suites) or its cases are
+    floor: str | None = None  # the id of a case whose call does nothing: what timing one call costs is measured on it
 
     def runs_by_default(self, pattern: str | None) -> bool:
         """Whether a run that names no suite measures this one: every suite, except one run on request unless the
@@ -127,6 +128,15 @@ def parse_suites(spec: str | Sequence[str] | None) -> list[str] | None:
 
 def plans(grid: str = "default", keys: Sequence[str] | None = None) -> dict[str, Plan]:
     return {key: get_suite(key).plan(grid) for key in (keys if keys is not None else suites())}
+
+
+def floor_case(grid: str = "default") -> Case | None:
+    """The first registered suite's floor case (Suite.floor), whichever suites a run selects; None without one."""
+    for suite in suites().values():
+        found = [c for c in suite.plan(grid).cases if c.id == suite.floor] if suite.floor else []
+        if found:
+            return found[0]
+    return None
 
 
 def select_cases(grid: str = "default", keys: Sequence[str] | None = None, pattern: str | None = None) -> list[Case]:
