@@ -339,7 +339,8 @@ class CaseRun:
             if outcome.status != "ok":
                 return outcomes, [None]
             return [measuring.time_pass(outcome, backend, benchmark)], [timed_samples(benchmark)]
-        outcomes, samples = window.time_group(outcomes, backend, benchmark, self.state.call_cost(backend))
+        cost = 0.0 if benchmark.disabled else self.state.call_cost(backend)
+        outcomes, samples = window.time_group(outcomes, backend, benchmark, cost)
         if benchmark.disabled:
             return outcomes, [None] * len(outcomes)
         benchmark.extra_info["medians_s"] = {
