@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -377,7 +378,8 @@ TINY_SUITE = Suite("tiny", "A tiny suite", tiny_plan, claim="Wide linears cost m
 
 
 def test_a_new_suite_is_one_module_registered_in_one_place(pytester, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the case module imports TINY_SUITE from here
+    here = Path(__file__).parent  # the case module imports TINY_SUITE from here; this tree's opbench first
+    monkeypatch.setenv("PYTHONPATH", f"{here}{os.pathsep}{here.parent}")
     pytester.makeconftest('pytest_plugins = ["opbench.pytest_plugin"]')
     pytester.makepyfile(test_tiny=TINY_MODULE)
     results_dir, cache = tmp_path / "results", tmp_path / "cache"
