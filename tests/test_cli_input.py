@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from builders import make_run, result, write
 
+from opbench import options
 from opbench import suite as suite_registry
 from opbench.cli import main
 from opbench.errors import error_line, first_line
@@ -108,8 +109,8 @@ def test_profile_refuses_an_empty_input_shape_instead_of_using_the_default(capsy
 def test_profile_refuses_an_input_beyond_the_memory_bound_and_states_the_bound(capsys, no_work):
     code, err = code_and_err(capsys, "profile", "efficientformer_l1", "--input", "1x3x8192x8192")
     assert code == 2 and err.count("\n") == 1, err
-    assert "768 MiB float32 input" in err and f"up to {standalone.MAX_INPUT_MIB} MiB" in err
-    assert standalone.parse_shape("1x4x4096x4096") == (1, 4, 4096, 4096)  # exactly the bound is allowed
+    assert "768 MiB float32 input" in err and f"up to {options.MAX_INPUT_MIB} MiB" in err
+    assert options.input_shape("1x4x4096x4096") == (1, 4, 4096, 4096)  # exactly the bound is allowed
 
 
 @pytest.mark.parametrize("model", ["OutOfMemory", "Exhausted"])
@@ -152,7 +153,8 @@ def test_report_judges_a_users_suite_loaded_with_suite_file(tmp_path: Path, caps
     out = tmp_path / "report" / "index.html"
     assert main(["report", str(results), f"--out={out}", "-q"]) == 0
     assert "mine" not in set(pd.read_csv(out.parent / "verdicts.csv")["suite"])
-    assert main(["report", str(results), f"--out={out}", "-q", "--suite-file", str(suite_file)]) == 0
+    assert main(["report", str(results), f"--out={out}", "-q", "--suite-file", str(suite_file),
+                 "--suite-file", str(suite_file)]) == 0  # fmt: skip
     verdicts = pd.read_csv(out.parent / "verdicts.csv")
     assert list(verdicts[verdicts["suite"] == "mine"]["status"]) == ["holds"]
 

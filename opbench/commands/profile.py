@@ -15,7 +15,7 @@ from opbench.commands.common_args import (
     add_threads,
 )
 from opbench.errors import OpbenchError
-from opbench.measure.standalone import parse_shape
+from opbench.options import input_shape
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +56,7 @@ def add(sub) -> None:
     )
     p.add_argument("target", help="a zoo model (efficientformer_l1), package.module:factory or path/file.py:factory")
     shape = "input shape of a factory's model, e.g. 1x3x224x224 (default)"
-    p.add_argument("--input", metavar="SHAPE", type=parse_shape, help=shape)
+    p.add_argument("--input", metavar="SHAPE", type=input_shape, help=shape)
     p.add_argument("--backends", default="all", help="comma-separated backends (default: every one available here)")
     add_threads(p)
     add_seconds(p)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -33,23 +32,6 @@ from opbench.stats import median
 
 KEY = "profile"  # the suite key of a user's model (ids profile/<module>.<factory>); zoo models keep models/<name>
 DEFAULT_INPUT = (1, 3, 224, 224)
-MAX_INPUT_MIB = 256  # a float32 input above this heads for the OOM killer once the model's activations are added
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """'1x3x224x224' -> (1, 3, 224, 224); a float32 input above MAX_INPUT_MIB is refused before anything is built."""
-    try:
-        shape = tuple(int(d) for d in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if not shape or min(shape) < 1:
-        raise OpbenchError(f"--input {text!r} is not a shape like 1x3x224x224 (positive integers joined by 'x')")
-    mib = math.prod(shape) * 4 / 2**20
-    if mib > MAX_INPUT_MIB:
-        raise OpbenchError(
-            f"--input {text} is a {mib:,.0f} MiB float32 input; opbench profile takes inputs up to {MAX_INPUT_MIB} MiB"
-        )
-    return shape
 
 
 def out_of_memory(exc: BaseException) -> bool:
