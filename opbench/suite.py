@@ -96,7 +96,7 @@ def import_suites(origins: dict[str, str], warn: Callable[[str], None]) -> None:
         try:
             _run_file(spec, path)
         except Exception as exc:
-            warn(f"opbench: warning: suite {key!r}: importing {path} failed ({type(exc).__name__}: {exc})")
+            warn(f"opbench: warning: suite {key!r}: importing {path} failed ({error_line(exc)})")
         if key not in suites():
             warn(f"opbench: warning: {path} did not register suite {key!r}; its results have no section")
 
