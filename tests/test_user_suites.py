@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from torch import nn
 
+import opbench
 from opbench.cli import main
+from opbench.errors import OpbenchError
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -59,6 +62,19 @@ def user_project(tmp_path: Path) -> Path:
 def pytest_args(*extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "opbench.pytest_plugin", "-p", "no:cacheprovider", "benchmarks/",
             f"--opbench-backends={BACKENDS}", *extra]  # fmt: skip
+
+
+def test_a_user_threshold_carries_a_margin_and_a_bad_margin_is_refused():
+    bench = opbench.define_suite("margins", "Margins")
+    a, b = (bench.case(v, nn.Identity, (1, 4)) for v in ("a", "b"))
+    bench.compare("b / a", a, b, holds_below=1.2)
+    bench.compare("a / b", b, a, holds_above=0.5, margin=0.1)
+    default, given = (p.threshold for p in bench.parts)
+    assert default.margin == 0.02 and "default" in default.margin_reason
+    assert given.margin == 0.1 and given.margin_reason
+    for bad in (-0.01, float("nan"), float("inf"), "2%"):
+        with pytest.raises(OpbenchError, match="margin"):
+            bench.compare("bad", a, b, holds_below=1.2, margin=bad)
 
 
 def test_a_user_case_module_is_smoke_run_timed_and_judged_by_the_report(tmp_path: Path):
