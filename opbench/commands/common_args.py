@@ -115,6 +115,5 @@ def add_suite_files(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="a case module of your own suites (opbench.define_suite) to import, so that they are judged; "
-        "repeatable (result files never import code on their own)",
+        help="a case module of your own suites (opbench.define_suite) to import, so that they are judged; repeatable",
     )
