@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opbench.case import Case
-from opbench.errors import OpbenchError
+from opbench.errors import OpbenchError, error_line
 from opbench.plan import Plan
 
 if TYPE_CHECKING:
@@ -94,15 +94,38 @@ def import_suites(origins: dict[str, str], warn: Callable[[str], None]) -> None:
         if spec is None or spec.loader is None or not Path(path).is_file():
             warn(f"opbench: warning: suite {key!r} was defined in {path}, which is gone; its results have no section")
             continue
-        sys.path.insert(0, str(Path(path).parent))  # the module may import its neighbours, as under pytest
         try:
-            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            _run_file(spec, path)
         except Exception as exc:
-            warn(f"opbench: warning: suite {key!r}: importing {path} failed ({type(exc).__name__}: {exc})")
-        finally:
-            sys.path.remove(str(Path(path).parent))
+            warn(f"opbench: warning: suite {key!r}: importing {path} failed ({error_line(exc)})")
         if key not in suites():
             warn(f"opbench: warning: {path} did not register suite {key!r}; its results have no section")
+
+
+def import_suite_files(paths: Sequence[str]) -> None:
+    """Import the case modules a user names (`--suite-file`), so that their `define_suite` calls register their
+    suites. The user asked for each: a file that is missing, does not import or registers no suite is an error."""
+    for path in dict.fromkeys(str(Path(p).resolve()) for p in paths):
+        spec = importlib.util.spec_from_file_location(f"opbench_user_suite_{len(_REGISTRY)}", path)
+        if spec is None or spec.loader is None or not Path(path).is_file():
+            raise OpbenchError(f"--suite-file {path}: no such file (a case module, e.g. benchmarks/test_mine.py)")
+        before = set(suites())
+        try:
+            _run_file(spec, path)
+        except Exception as exc:
+            raise OpbenchError(f"--suite-file {path}: importing it failed ({error_line(exc)})") from exc
+        if set(suites()) == before:
+            raise OpbenchError(
+                f"--suite-file {path} registered no suite (it must call opbench.define_suite(...).register())"
+            )
+
+
+def _run_file(spec, path: str) -> None:
+    sys.path.insert(0, str(Path(path).parent))  # the module may import its neighbours, as under pytest
+    try:
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    finally:
+        sys.path.remove(str(Path(path).parent))
 
 
 def get_suite(key: str) -> Suite:
