@@ -132,3 +132,20 @@ class ExportFormat:
     artifact: Callable[[Case, ArtifactCache], Artifact] = field(repr=False)
     describe: Callable[[Path], dict] = field(repr=False)
     units: DeviceUnits | None = None  # None: the runtime that measured is named freely with --backend
+    # files written beside the manifest, each made from the manifest (a script that measures the packages on the device)
+    device_files: Mapping[str, Callable[[dict], str]] = field(default_factory=dict, repr=False)
+    # reads the folder of what that script brought back: (case id -> DeviceMeasurement, problems found)
+    read_measured: Callable[[Path, dict], tuple[dict[str, DeviceMeasurement], list[str]]] | None = field(
+        default=None, repr=False
+    )
+
+
+@dataclass(frozen=True)
+class DeviceMeasurement:
+    """One package as a device's own benchmark tool measured it: its whole-model latency, and its operators where the
+    tool profiled them (rows as opbench.attribution.OpRow JSON, without module paths)."""
+
+    mean_s: float
+    runs: int | None = None
+    rows: list[dict] = field(default_factory=list)
+    source: str = ""  # the files it was read from
