@@ -16,6 +16,7 @@ import importlib.util
 import re
 import subprocess
 import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def convert(case: Case, folder: Path) -> None:
 
     folder.mkdir(parents=True)
     x = case.example_input()
-    with tempfile.TemporaryDirectory(prefix="opbench-pnnx-") as tmp, torch.no_grad():
+    with tempfile.TemporaryDirectory(prefix="opbench-pnnx-") as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.trace is deprecated; pnnx reads TorchScript
         traced = Path(tmp) / "model.pt"
         torch.jit.trace(case.build().eval(), (x,)).save(str(traced))
         shape = ",".join(map(str, x.shape))
