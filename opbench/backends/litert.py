@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shlex
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opbench.backends.base import Backend, ExportFormat, Prepared, RunConfig, package_version
+from opbench.backends.base import Backend, DeviceMeasurement, ExportFormat, Prepared, RunConfig, package_version
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
 from opbench.errors import OpbenchError, ProfilerUnavailable
@@ -74,7 +75,8 @@ def describe(path: Path) -> dict:
 
 def device_script(manifest: dict, threads: int = 1, warmup_runs: int = 10, runs: int = 50) -> str:
     """run_on_android.sh: push every exported .tflite with adb, run `benchmark_model` on each (XNNPACK, op profiling
-    to a proto per case), pull the logs and protos into measured/ beside the manifest (what `opbench import` reads)."""
+    to a proto per case), bring its log, its proto and the phone's sha256 of the file it ran into measured/ beside the
+    manifest: what `opbench import measured/` reads (`read_measured`)."""
     files = [e["file"] for e in manifest["entries"] if e["status"] == "ok"]
     lines = [
         "#!/bin/sh",
@@ -95,6 +97,7 @@ def device_script(manifest: dict, threads: int = 1, warmup_runs: int = 10, runs:
         f"for file in {' '.join(shlex.quote(f) for f in files)}; do",
         '  name="${file%.tflite}"',
         '  adb push "$file" "$REMOTE/$file"',
+        '  adb shell sha256sum "$REMOTE/$file" > "measured/$name.sha256"',
         '  adb shell "$REMOTE/benchmark_model" --graph="$REMOTE/$file" --num_threads="$THREADS" \\',
         '    --warmup_runs="$WARMUP_RUNS" --num_runs="$RUNS" --use_xnnpack=true \\',
         "    --enable_op_profiling=true --op_profiling_output_mode=proto \\",
@@ -119,7 +122,84 @@ def export_format(precision: str = "float32", target: str | None = None) -> Expo
         tflite_artifact,
         describe,
         device_files={"run_on_android.sh": device_script},
+        read_measured=read_measured,
     )
+
+
+# benchmark_model's summary: "Inference timings in us: Init: 6128, First inference: 1340, Warmup (avg): 1190.4,
+# Inference (avg): 1176.2"
+INFERENCE_AVG = re.compile(r"Inference \(avg\):\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)")
+SETTINGS = re.compile(r"(\w+)=(\d+)")
+
+
+def read_measured(folder: Path, manifest: dict) -> tuple[dict[str, DeviceMeasurement], list[str]]:
+    """What run_on_android.sh brought back, per package file: `<name>.log` (the whole-model "Inference (avg)" line,
+    microseconds), `<name>.pb` (benchmark_model's BenchmarkProfilingData: one row per operator, the delegate's own
+    operators in place of its DELEGATE node), `<name>.sha256` (the phone's checksum of the file it ran). Every problem
+    is returned, with the file it is in; a package without a log was not measured."""
+    settings = {k: int(v) for k, v in SETTINGS.findall(_read(folder / "settings.txt") or "")}
+    found: dict[str, DeviceMeasurement] = {}
+    problems: list[str] = []
+    for log in sorted(folder.glob("*.log")):
+        file = log.stem + ".tflite"
+        text = _read(log) or ""
+        match = INFERENCE_AVG.search(text)
+        if match is None:
+            problems.append(f"{log.name}: no 'Inference (avg)' line: benchmark_model did not finish (see the log)")
+            continue
+        mean_us = float(match.group(1))
+        if not mean_us > 0:
+            problems.append(f"{log.name}: Inference (avg) {match.group(1)} us must be a positive time")
+            continue
+        rows, problem = _profile_rows(log.with_suffix(".pb"))
+        if problem:
+            problems.append(problem)
+            continue
+        checksum = (_read(log.with_suffix(".sha256")) or "").split()
+        found[file] = DeviceMeasurement(
+            mean_s=mean_us * 1e-6,
+            backend="litert-xnnpack",
+            sha256=checksum[0] if checksum else "",
+            runs=settings.get("runs"),
+            settings={"threads": settings.get("threads"), "warmup_runs": settings.get("warmup_runs")},
+            rows=rows,
+            source=", ".join(p.name for p in (log, log.with_suffix(".pb")) if p.exists()),
+        )
+    return found, problems
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _profile_rows(path: Path) -> tuple[list[dict], str | None]:
+    """The proto's per-operator rows (OpRow JSON, mean seconds per inference), or the problem with the file."""
+    from ai_edge_litert import profiling_info_pb2
+    from google.protobuf.message import DecodeError
+
+    data = profiling_info_pb2.BenchmarkProfilingData()
+    try:
+        data.ParseFromString(path.read_bytes())
+    except OSError:
+        return [], f"{path.name}: missing: run_on_android.sh pulls one per package (op profiling)"
+    except DecodeError as exc:
+        return [], f"{path.name}: not a complete BenchmarkProfilingData proto ({exc}): truncated? measure again"
+    runtime = data.runtime_profile
+    delegated = [op for delegate in runtime.delegate_profiles for op in delegate.per_op_profiles]
+    ops = [op for sub in runtime.subgraph_profiles for op in sub.per_op_profiles]
+    if delegated:  # the DELEGATE node's time is the sum of its own operators'
+        ops = [op for op in ops if op.node_type != "DELEGATE" and "Delegate" not in op.node_type] + delegated
+    if not ops:
+        return [], f"{path.name}: holds no operator rows (was it written with --enable_op_profiling=true?)"
+    rows = []
+    for op in ops:
+        if op.inference_microseconds.avg < 0:
+            return [], f"{path.name}: operator {op.name or op.node_type} has a negative time"
+        rows.append({"name": op.name, "op_type": op.node_type, "time_s": op.inference_microseconds.avg * 1e-6})
+    return rows, None
 
 
 def partition(ops: list[dict]) -> tuple[Counter, Counter]:
