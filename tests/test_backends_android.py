@@ -79,6 +79,15 @@ def test_second_prepare_exports_nothing(name, tmp_path):
     assert (second.infer() == first.infer()).all()
 
 
+@pytest.mark.parametrize("name", ANDROID)
+def test_a_relative_cache_folder_works(name, tmp_path, monkeypatch):
+    """The default cache is `.opbench_cache`, relative: pnnx runs in a folder of its own and once wrote elsewhere."""
+    backend = available(name)
+    monkeypatch.chdir(tmp_path)
+    outcome = measuring.prepare(case(CASES[0]), backend, RunConfig(cache=ArtifactCache(".opbench_cache")))
+    assert outcome.status == "ok", outcome.reason
+
+
 def test_litert_says_which_operators_xnnpack_took(cache):
     xnnpack = available("litert-xnnpack").prepare(case(CASES[1]), RunConfig(cache=cache)).info
     assert xnnpack["delegated_ops"]["FULLY_CONNECTED"] == 1 and xnnpack["non_delegated_ops"] == {}

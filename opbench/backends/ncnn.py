@@ -53,6 +53,7 @@ def convert(case: Case, folder: Path) -> None:
     or leaves torch/Tensor layers in the .param file."""
     import pnnx
 
+    folder = folder.resolve()  # pnnx runs in a folder of its own: a relative cache path would point in there
     folder.mkdir(parents=True)
     x = case.example_input()
     with tempfile.TemporaryDirectory(prefix="opbench-pnnx-") as tmp, torch.no_grad(), warnings.catch_warnings():
