@@ -109,7 +109,9 @@ def add_export_import(sub) -> None:
     from opbench.cache import DEFAULT_ROOT
     from opbench.results import DEFAULT_DIR
 
-    p = sub.add_parser("export", help="write every case as a Core ML package (or ONNX file), a manifest and a template")
+    p = sub.add_parser(
+        "export", help="write every case as a Core ML package (or ONNX, LiteRT file), a manifest and a template"
+    )
     p.add_argument("--backend", required=True, choices=list(EXPORT_FORMATS), help="what to export to")
     add_selection(p)
     p.add_argument("--out", help="folder for the packages, manifest.json and template.csv (default: exports/<backend>)")
@@ -118,10 +120,14 @@ def add_export_import(sub) -> None:
     p.add_argument("--cache-dir", default=str(DEFAULT_ROOT), help="exported artifacts (default: %(default)s)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("import", help="bring numbers measured on a device (filled template.csv or result JSON)")
-    p.add_argument("file", help="a filled template.csv, or a result file in opbench's schema (.json)")
+    p = sub.add_parser("import", help="bring numbers measured on a device (template.csv, result JSON, measured/)")
+    p.add_argument(
+        "file",
+        help="a filled template.csv, a result file in opbench's schema (.json), or the measured/ folder an export's "
+        "device script (run_on_android.sh) brought back",
+    )
     p.add_argument("--device", required=True, help='the device measured, e.g. "iPhone 12"')
-    p.add_argument("--backend", help="coreml-all (default), coreml-cpu-gpu or coreml-cpu; any name for ONNX")
+    p.add_argument("--backend", help="coreml-all (default), coreml-cpu-gpu or coreml-cpu; any name for ONNX and LiteRT")
     p.add_argument("--manifest", help="manifest.json of the export measured (default: beside FILE, exports/coreml/)")
     p.add_argument("--kind", help="device kind (default: phone for an iPhone, tablet for an iPad, else device)")
     p.add_argument("--os", help='its operating system, e.g. "iOS 17.5"')

@@ -181,3 +181,21 @@ def test_a_real_export_describes_its_tflite_file(tmp_path):
     (entry,) = manifest["entries"]
     assert entry["status"] == "ok" and entry["input"]["shape"] == [1, 1792, 7, 7]
     assert entry["output"]["dtype"] == "float32"
+
+
+def test_cli_imports_the_measured_folder_and_refuses_a_bad_one_with_exit_2(work, capsys):
+    from opbench import cli
+
+    out, results_dir = work
+    folder = measured(out)
+    base = ["--device", "Pixel 8", "--results-dir", str(results_dir)]
+    log = sorted(folder.glob("*.log"))[0]
+    good = log.read_text()
+    log.write_text("benchmark_model crashed\n")
+    assert cli.main(["import", str(folder), *base]) == 2
+    assert "no 'Inference (avg)' line" in capsys.readouterr().err and not results_dir.exists()
+    log.write_text(good)
+    assert cli.main(["import", str(folder), *base]) == 0
+    assert "imported measurements of Pixel 8" in capsys.readouterr().err
+    (run,) = results.load_runs([results_dir / "pixel-8"])
+    assert {r.backend for r in run.results} == {"litert-xnnpack"}
