@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,59 @@ def test_cli_imports_the_measured_folder_and_refuses_a_bad_one_with_exit_2(work,
     assert "imported measurements of Pixel 8" in capsys.readouterr().err
     (run,) = results.load_runs([results_dir / "pixel-8"])
     assert {r.backend for r in run.results} == {"litert-xnnpack"}
+
+
+FAKE_ADB = """#!/bin/sh
+# adb for a phone that is a folder: push/pull copy, shell runs the command with the phone's paths in that folder
+getprop() { echo "Fake Phone"; }
+command="$1"; shift
+case "$command" in
+  push) mkdir -p "$FAKE_PHONE$(dirname "$2")" && cp "$1" "$FAKE_PHONE$2" ;;
+  pull) cp "$FAKE_PHONE$1" "$2" ;;
+  shell) eval "$(printf '%s ' "$@" | sed "s#/data/local/tmp#$FAKE_PHONE/data/local/tmp#g")" ;;
+esac
+"""
+
+FAKE_BENCHMARK_MODEL = """#!{python}
+import sys
+from ai_edge_litert import profiling_info_pb2
+
+args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
+assert args["use_xnnpack"] == "true" and args["enable_op_profiling"] == "true", args
+assert args["op_profiling_output_mode"] == "proto"
+data = profiling_info_pb2.BenchmarkProfilingData(model_name=args["graph"])
+op = data.runtime_profile.subgraph_profiles.add().per_op_profiles.add(node_type="CONV_2D", name="conv")
+op.inference_microseconds.avg = 700
+with open(args["op_profiling_output_file"], "wb") as f:
+    f.write(data.SerializeToString())
+print("Num threads: [" + args["num_threads"] + "]")
+print("Inference timings in us: Init: 10, First inference: 900, Warmup (avg): 800, Inference (avg): 750.5")
+"""
+
+
+def test_the_script_runs_benchmark_model_per_package_and_its_output_imports(work, tmp_path):
+    """run_on_android.sh against a stand-in adb and benchmark_model: what it brings back is what import reads."""
+    import stat
+    import sys
+
+    out, results_dir = work
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "adb").write_text(FAKE_ADB)
+    (tools / "benchmark_model").write_text(FAKE_BENCHMARK_MODEL.format(python=sys.executable))
+    for tool in tools.iterdir():
+        tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    env = {
+        **os.environ,
+        "PATH": f"{tools}:{os.environ['PATH']}",
+        "FAKE_PHONE": str(tmp_path / "phone"),
+        "BENCHMARK_MODEL": str(tools / "benchmark_model"),
+        "THREADS": "2",
+    }
+    done = subprocess.run([str(out / "run_on_android.sh")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    path = importer.import_file(out / "measured", "Fake Phone", results_dir=results_dir)
+    run = results.load_run(path)
+    assert {r.case for r in run.results} == set(CASES)
+    assert {r.threads for r in run.results} == {2} and {r.stats.median_s for r in run.results} == {750.5e-6}
+    assert {r.profile["rows"][0]["op_type"] for r in run.results} == {"CONV_2D"}

@@ -88,7 +88,7 @@ def device_script(manifest: dict, threads: int = 1, warmup_runs: int = 10, runs:
         ': "${BENCHMARK_MODEL:?set BENCHMARK_MODEL to the benchmark_model binary for the phone}"',
         f': "${{THREADS:={threads}}}" "${{WARMUP_RUNS:={warmup_runs}}}" "${{RUNS:={runs}}}"',
         "REMOTE=/data/local/tmp/opbench",
-        "mkdir -p measured",
+        "rm -rf measured && mkdir measured  # only this run's measurements are imported",
         'adb shell mkdir -p "$REMOTE"',
         'adb push "$BENCHMARK_MODEL" "$REMOTE/benchmark_model"',
         'adb shell chmod +x "$REMOTE/benchmark_model"',
@@ -101,8 +101,9 @@ def device_script(manifest: dict, threads: int = 1, warmup_runs: int = 10, runs:
         '  adb shell "$REMOTE/benchmark_model" --graph="$REMOTE/$file" --num_threads="$THREADS" \\',
         '    --warmup_runs="$WARMUP_RUNS" --num_runs="$RUNS" --use_xnnpack=true \\',
         "    --enable_op_profiling=true --op_profiling_output_mode=proto \\",
-        '    --op_profiling_output_file="$REMOTE/$name.pb" > "measured/$name.log" 2>&1',
-        '  adb pull "$REMOTE/$name.pb" "measured/$name.pb"',
+        '    --op_profiling_output_file="$REMOTE/$name.pb" > "measured/$name.log" 2>&1 \\',
+        '    || echo "benchmark_model failed on $file: see measured/$name.log"',
+        '  adb pull "$REMOTE/$name.pb" "measured/$name.pb" || true',
         '  adb shell rm -f "$REMOTE/$file" "$REMOTE/$name.pb"',
         "done",
         "",
@@ -137,6 +138,8 @@ def read_measured(folder: Path, manifest: dict) -> tuple[dict[str, DeviceMeasure
     microseconds), `<name>.pb` (benchmark_model's BenchmarkProfilingData: one row per operator, the delegate's own
     operators in place of its DELEGATE node), `<name>.sha256` (the phone's checksum of the file it ran). Every problem
     is returned, with the file it is in; a package without a log was not measured."""
+    if package_version(RUNTIME) == "missing":
+        raise OpbenchError(f"reading benchmark_model's profiles needs {RUNTIME}: {INSTALL}")
     settings = {k: int(v) for k, v in SETTINGS.findall(_read(folder / "settings.txt") or "")}
     found: dict[str, DeviceMeasurement] = {}
     problems: list[str] = []
@@ -145,7 +148,10 @@ def read_measured(folder: Path, manifest: dict) -> tuple[dict[str, DeviceMeasure
         text = _read(log) or ""
         match = INFERENCE_AVG.search(text)
         if match is None:
-            problems.append(f"{log.name}: no 'Inference (avg)' line: benchmark_model did not finish (see the log)")
+            problems.append(
+                f"{log.name}: no 'Inference (avg)' line: benchmark_model did not finish (see the log; delete the "
+                "case's files from this folder to import the others)"
+            )
             continue
         mean_us = float(match.group(1))
         if not mean_us > 0:
