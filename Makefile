@@ -21,7 +21,10 @@ export MALLOC_TRIM_THRESHOLD_ ?= 134217728
 
 # Optional backends' extras install one by one: an extra that does not install on this machine leaves its
 # backend unavailable (with its reason in the run's result file) and the rest working.
-EXTRAS ?= openvino executorch
+EXTRAS ?= openvino executorch litert mnn ncnn
+# LiteRT's converter, without its declared dependencies (the [litert] extra installs the ones it uses; it also declares
+# xdsl, which conflicts with the pinned typing_extensions and is never imported by the conversion)
+LITERT_CONVERTER := litert-torch litert-converter ai-edge-quantizer
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +34,8 @@ $(STAMP): pyproject.toml constraints.txt
 	  $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$$extra]" \
 	    || echo "opbench: extra [$$extra] does not install here; its backends will be unavailable"; \
 	done
+	case " $(EXTRAS) " in *" litert "*) $(BIN)/python -m pip install --quiet -c constraints.txt --no-deps \
+	  $(LITERT_CONVERTER) || echo "opbench: LiteRT's converter does not install here; litert backends unavailable";; esac
 	touch $@
 
 # the report is rendered even when a case failed; the benchmarks' exit status is kept

@@ -113,6 +113,7 @@ RESHAPE_OPS = frozenset(
         "concatenate", "stack", "asstrided", "identity", "reorder", "reorderinput", "reorderoutput",
         "statictranspose", "staticreshape", "staticslice", "evensplit", "variadicsplit", "stridedslice", "memcpy",
         "memcpyfromhost", "memcpytohost", "pixelshuffle", "depthtospace", "spacetodepth", "convert",
+        "raster",  # MNN's one data-movement op: reshapes, transposes, slices, concats and layout copies
     }
 )  # fmt: skip
 ACTIVATION_OPS = frozenset(

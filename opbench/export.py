@@ -3,7 +3,8 @@
 The artifacts come from the same cache the backends use (a second export converts nothing), are copied to
 the out folder (default exports/<format>/) and listed in manifest.json with their input and output, MACs and
 a checksum; a case the converter cannot handle is listed as unsupported with the converter's message.
-template.csv has one row per exported package for the numbers measured on the device (`opbench import`).
+template.csv has one row per exported package for the numbers measured on the device (`opbench import`); a format
+with a device script (a shell script that measures every package) gets it beside them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def export_cases(
     kept = _keep_measured_manifest(out_dir, entries)
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     template = write_template(manifest, out_dir)
+    for name, make in fmt.device_files.items():  # the script that measures the packages on the device
+        atomic_write_text(out_dir / name, make(manifest))
+        (out_dir / name).chmod(0o755)
+        print(f"measure them on the device with {out_dir / name}", file=log)
     if template.name != TEMPLATE:
         print(f"{out_dir / TEMPLATE} holds measurements: left as it is; the new template is {template}", file=log)
     if kept:

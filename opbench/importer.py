@@ -1,4 +1,5 @@
-"""`opbench import`: numbers measured on another device (a filled template.csv, or an opbench result file) into
+"""`opbench import`: numbers measured on another device (a filled template.csv, an opbench result file, or the
+folder an export's device script brought back: its tool's logs and per-operator profiles) into
 device_results/<device-slug>/ with `source: import`.
 
 Every row is checked against the export manifest before anything is written: known case ids with an exported
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opbench import __version__
-from opbench.backends import EXPORT_FORMATS, DeviceUnits, device_units
+from opbench.attribution import OpRow
+from opbench.backends import EXPORT_FORMATS, DeviceUnits, device_units, export_format
 from opbench.case import Case
 from opbench.errors import OpbenchError
 from opbench.export import DEFAULT_OUT, FILL_COLUMNS, MANIFEST, TEMPLATE_COLUMNS, load_manifest
@@ -30,6 +32,7 @@ EXTRA_COLUMNS = ("notes",)  # allowed and ignored
 TIME_UNITS = {"s": 1e3, "sec": 1e3, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ns": 1e-6}
 NUMBER_WITH_UNIT = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Zµμ]+)$")
 BACKEND_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+DEVICE_SCRIPT_METHOD = "the export's device script; the tool's mean per call as the center (it prints no median)"
 
 
 @dataclass
@@ -83,12 +86,12 @@ def import_file(
 ) -> Path:
     """Validate the file against the manifest and write one result file; OpbenchError listing every error."""
     file = Path(file)
-    if not file.is_file():
-        raise OpbenchError(f"{file}: no such file")
+    if not (file.is_file() or file.is_dir()):
+        raise OpbenchError(f"{file}: no such file or folder")
     manifest_path = find_manifest(file, manifest)
     exported = load_manifest(manifest_path)
     is_json = file.suffix.lower() == ".json"
-    units = device_units(exported.get("format", ""))
+    units = None if file.is_dir() else device_units(exported.get("format", ""))
     # a result file names each result's backend; a template's rows take --backend (or the format's default)
     backend = _check_backend(backend, units, default=not is_json)
     slug = slugify(device)
@@ -98,7 +101,9 @@ def import_file(
             "live in device_results/reference/ and are not imported"
         )
     problems = Problems(str(file))
-    if is_json:
+    if file.is_dir():
+        results, software = _from_device_folder(file, exported, backend, problems), {}
+    elif is_json:
         results, software = _from_json(file, exported, units, backend, problems)
     elif file.suffix.lower() in (".csv", ".txt"):
         results, software = _from_csv(file, exported, units, backend, problems), {}
@@ -110,7 +115,7 @@ def import_file(
     if not results:
         raise OpbenchError(f"{file}: no measurements in it; fill median_ms for the packages you measured")
     protocol_info = {
-        "method": protocol or "not stated",
+        "method": protocol or (DEVICE_SCRIPT_METHOD if file.is_dir() else "not stated"),
         "imported_from": file.name,
         "manifest": str(manifest_path),
         "manifest_checksum": exported["checksum"],
@@ -313,6 +318,58 @@ def _compute_unit(
         )
         return None
     return unit
+
+
+# --- what a format's device script brought back ---------------------------------------------------------------
+
+
+def _from_device_folder(folder: Path, exported: dict, backend: str | None, problems: Problems) -> list[Result]:
+    """The folder of logs and profiles the export's device script pulled from the device, read by the format's own
+    reader; each measurement must be of a package of the manifest, with its checksum."""
+    fmt = export_format(exported.get("format", ""))
+    if fmt.read_measured is None:
+        raise OpbenchError(f"{folder}: {fmt.name} exports have no device script; import a filled template.csv")
+    measured, found = fmt.read_measured(folder, exported)
+    for problem in found:
+        problems.add("device output", problem)
+    entries = {e["file"]: e for e in exported.get("entries", []) if e.get("file")}
+    results = []
+    for file, measurement in measured.items():
+        entry = entries.get(file)
+        if entry is None:
+            problems.add(file, f"no such package in the manifest ({len(entries)} packages): from another export?")
+            continue
+        if entry.get("sha256") and measurement.sha256 != entry["sha256"]:
+            problems.add(
+                file,
+                f"the device ran a file with checksum {measurement.sha256[:12] or 'unknown'}..., not the manifest's "
+                f"{entry['sha256'][:12]}...: push this export's packages and measure again",
+            )
+            continue
+        name = backend or measurement.backend
+        options = {**exported.get("options", {}), **measurement.settings}
+        options.update(package=file, package_sha256=entry.get("sha256"), measured_from=measurement.source)
+        profile = None
+        if measurement.rows:
+            rows = [OpRow.from_json(row).to_json() for row in measurement.rows]
+            profile = {"rows": rows, "e2e_median_s": measurement.mean_s, "runs": measurement.runs or 1}
+        results.append(
+            Result(
+                case=entry["case"],
+                suite="",  # filled from opbench's case by _attach_cases
+                backend=name,
+                backend_options=options,
+                backend_versions=exported.get("versions", {}),
+                threads=measurement.settings.get("threads"),
+                precision=exported.get("options", {}).get("precision", "float32"),
+                # the device's tool reports a mean; it stands in as the center (the protocol says so)
+                stats=Stats(measurement.mean_s, measurement.mean_s, rounds=measurement.runs),
+                profile=profile,
+            )
+        )
+    if not measured and not found:
+        problems.add("device output", "no measurements in this folder (the device script writes one log per package)")
+    return results
 
 
 # --- an opbench result file ----------------------------------------------------------------------------------

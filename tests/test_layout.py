@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opbench.backends import REGISTRY
+from opbench.backends import EXPORT_FORMATS, REGISTRY
 from opbench.suite import suites
 
 PACKAGE = Path(__file__).resolve().parents[1] / "opbench"
@@ -141,7 +141,7 @@ GENERIC = sorted(p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).part
 
 @pytest.mark.parametrize("path", GENERIC, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_a_generic_module_names_no_suite_and_no_backend(path):
-    names = set(REGISTRY) | set(suites()) | {"coreml", "onnx"}
+    names = set(REGISTRY) | set(suites()) | set(EXPORT_FORMATS)
     found = {n for n in strings_in_code(path) & names if (str(path.relative_to(PACKAGE)), n) not in HOMONYMS}
     assert not found, f"{path.relative_to(PACKAGE)} names {sorted(found)}"
 

@@ -227,7 +227,7 @@ def test_default_profile_is_unavailable_with_a_reason():
 CASE = make_case("models", "contract", "small", small, (1, 3, 112, 112), group="")
 # categories with time on each backend; a fused one is missing where the runtime fuses it into its neighbour
 FUSED_AWAY = {"openvino-cpu": {"activation"}}  # OpenVINO fuses every ReLU and GELU into the conv / FC before it
-PROFILED = ("torch-eager", "ort-cpu-noopt", "ort-cpu", "openvino-cpu", "executorch-xnnpack")
+PROFILED = ("torch-eager", "ort-cpu-noopt", "ort-cpu", "openvino-cpu", "executorch-xnnpack", "mnn-cpu")
 ABSORBERS = {"Conv", "FusedConv", "Convolution", "FullyConnected", "Gemm"}
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opbench.backends import coreml, onnxruntime
-from opbench.backends.base import Backend, DeviceUnits, ExportFormat, Prepared, RunConfig
+from opbench.backends import coreml, litert, onnxruntime
+from opbench.backends.base import Backend, DeviceMeasurement, DeviceUnits, ExportFormat, Prepared, RunConfig
 from opbench.backends.coreml import CoreML
 from opbench.backends.executorch_xnnpack import ExecuTorchXnnpack
+from opbench.backends.litert import LiteRT
+from opbench.backends.mnn import MnnCpu
+from opbench.backends.ncnn import NcnnCpu
 from opbench.backends.onnxruntime import OnnxRuntimeCpu, ort_cuda, ort_tensorrt
 from opbench.backends.openvino_cpu import OpenVinoCpu
 from opbench.backends.torch_cuda import TorchCuda
@@ -28,13 +31,18 @@ REGISTRY: dict[str, Callable[[], Backend]] = {
     "openvino-cpu": lambda: OpenVinoCpu("openvino-cpu", "f32"),
     "openvino-cpu-default": lambda: OpenVinoCpu("openvino-cpu-default", None),
     "executorch-xnnpack": ExecuTorchXnnpack,
+    # the runtimes Android apps ship, on this CPU: the phone's graph, decomposition and partitioning, x86 kernels
+    "litert-xnnpack": lambda: LiteRT("litert-xnnpack"),
+    "litert-builtin": lambda: LiteRT("litert-builtin"),
+    "mnn-cpu": MnnCpu,
+    "ncnn-cpu": NcnnCpu,
     "torch-cuda": TorchCuda,
     "ort-cuda": ort_cuda,
     "ort-tensorrt": ort_tensorrt,
 }
 # What `opbench export` writes for another device, each format owned by the backend module that runs it here:
 # its export_format(precision, target), whose `units` say how the device's measurements name their settings.
-EXPORT_FORMATS = {"coreml": coreml, "onnx": onnxruntime}
+EXPORT_FORMATS = {"coreml": coreml, "onnx": onnxruntime, "litert": litert}
 # The backends that come with `pip install opbench` alone (no extras, no GPU); `make test`'s smoke run uses them.
 # A benchmark run's default is every registered backend that is available on the machine ('all').
 DEFAULT_BACKENDS = ("torch-eager", "ort-cpu", "ort-cpu-noopt")
@@ -85,6 +93,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "REGISTRY",
     "Backend",
+    "DeviceMeasurement",
     "DeviceUnits",
     "ExportFormat",
     "Prepared",

@@ -132,3 +132,23 @@ class ExportFormat:
     artifact: Callable[[Case, ArtifactCache], Artifact] = field(repr=False)
     describe: Callable[[Path], dict] = field(repr=False)
     units: DeviceUnits | None = None  # None: the runtime that measured is named freely with --backend
+    # files written beside the manifest, each made from the manifest (a script that measures the packages on the device)
+    device_files: Mapping[str, Callable[[dict], str]] = field(default_factory=dict, repr=False)
+    # reads the folder of what that script brought back: (package file -> DeviceMeasurement, problems found)
+    read_measured: Callable[[Path, dict], tuple[dict[str, DeviceMeasurement], list[str]]] | None = field(
+        default=None, repr=False
+    )
+
+
+@dataclass(frozen=True)
+class DeviceMeasurement:
+    """One package as a device's own benchmark tool measured it: its whole-model latency, and its operators where the
+    tool profiled them (rows as opbench.attribution.OpRow JSON, without module paths)."""
+
+    mean_s: float
+    backend: str  # the backend these numbers stand for on the device (litert-xnnpack: benchmark_model with XNNPACK)
+    sha256: str = ""  # the device's checksum of the file it ran ("" when the tool did not record one)
+    runs: int | None = None
+    settings: dict = field(default_factory=dict)  # threads, warm-up runs... as the tool ran
+    rows: list[dict] = field(default_factory=list)
+    source: str = ""  # the files it was read from

@@ -209,7 +209,7 @@ def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> lis
     deleted. ORT's profiler adds a few microseconds to every node it times, so on a model of many small nodes the
     rows sum to more than the unprofiled latency (coverage above 1).
 
-    Module paths: the dynamo exporter's `pkg.torch.onnx.name_scopes` node metadata; see `_OnnxScopes`.
+    Module paths: the dynamo exporter's `pkg.torch.onnx.name_scopes` node metadata; see `OnnxScopes`.
     """
     import onnx
     import onnxruntime as ort
@@ -234,7 +234,7 @@ def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> lis
         events = json.loads(trace.read_text())
         trace.unlink(missing_ok=True)  # written where the prefix says, inside tmp; removed with it in any case
         optimized = onnx.load(str(Path(tmp) / "optimized.onnx"))
-    scopes = _OnnxScopes(onnx.load(str(artifact.path), load_external_data=False), module_index(case))
+    scopes = OnnxScopes(onnx.load(str(artifact.path), load_external_data=False), module_index(case))
     runs_seen = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])[-runs:]
     windows = [(e["ts"], e["ts"] + e["dur"]) for e in runs_seen]
     per_run: list[dict[str, float]] = [defaultdict(float) for _ in windows]
@@ -256,7 +256,7 @@ def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> lis
     ]
 
 
-class _OnnxScopes:
+class OnnxScopes:
     """Module paths of ONNX nodes, from the exported file's metadata, and of the nodes ORT runs after optimizing.
 
     In the exported file every node carries `pkg.torch.onnx.name_scopes`; the innermost entry that is a module
@@ -319,6 +319,11 @@ class _OnnxScopes:
             if candidate in self.producer and candidate not in self.initializers:
                 return self.producer[candidate]
         return None
+
+    def path_of_name(self, name: str) -> str | None:
+        """The module path of the exported node or tensor a runtime names an op after, or None."""
+        source = self._by_name(name)
+        return None if source is None else self.path[source]
 
     def _absorber(self, node_name: str, depth: int = 3) -> str:
         """Walk upstream from a fused activation/BN/Add to the Conv or MatMul/Gemm that absorbed it."""

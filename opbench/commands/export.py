@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
 def add(sub) -> None:
     from opbench.backends import EXPORT_FORMATS
 
-    p = sub.add_parser("export", help="write every case as a Core ML package (or ONNX file), a manifest and a template")
+    p = sub.add_parser(
+        "export", help="write every case as a Core ML package (or ONNX, LiteRT file), a manifest and a template"
+    )
     p.add_argument("--backend", required=True, choices=list(EXPORT_FORMATS), help="what to export to")
     add_selection(p)
     p.add_argument("--out", help="folder for the packages, manifest.json and template.csv (default: exports/<backend>)")

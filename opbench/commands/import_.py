@@ -19,10 +19,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add(sub) -> None:
-    p = sub.add_parser("import", help="bring numbers measured on a device (filled template.csv or result JSON)")
-    p.add_argument("file", help="a filled template.csv, or a result file in opbench's schema (.json)")
+    p = sub.add_parser("import", help="bring numbers measured on a device (template.csv, result JSON, measured/)")
+    p.add_argument(
+        "file",
+        help="a filled template.csv, a result file in opbench's schema (.json), or the measured/ folder an export's "
+        "device script (run_on_android.sh) brought back",
+    )
     add_device_measured(p, required=True)
-    p.add_argument("--backend", help="coreml-all (default), coreml-cpu-gpu or coreml-cpu; any name for ONNX")
+    p.add_argument("--backend", help="coreml-all (default), coreml-cpu-gpu or coreml-cpu; any name for ONNX and LiteRT")
     p.add_argument("--manifest", help="manifest.json of the export measured (default: beside FILE, exports/coreml/)")
     p.add_argument("--kind", help="device kind (default: phone for an iPhone, tablet for an iPad, else device)")
     p.add_argument("--os", help='its operating system, e.g. "iOS 17.5"')
