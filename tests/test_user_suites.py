@@ -113,7 +113,11 @@ def test_a_user_case_module_is_smoke_run_timed_and_judged_by_the_report(tmp_path
 def test_readme_worked_example_runs_as_written(tmp_path: Path):
     project = user_project(tmp_path)
     commands = readme_example()[1]
-    assert [c.split()[:2] for c in commands] == [["pytest", "--benchmark-only"], ["opbench", "report"], ["opbench", "profile"]]
+    assert [c.split()[:2] for c in commands] == [
+        ["pytest", "--benchmark-only"],
+        ["opbench", "report"],
+        ["opbench", "profile"],
+    ]
     for command in commands:
         done = run(command.split(), project)
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
