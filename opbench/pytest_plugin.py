@@ -14,9 +14,8 @@ Passes (--opbench-passes N): every (group, backend) runs N times, in interleaved
 pass land in one Result per case. Within a pass the groups run in Plan.run_order (per backend), reversed in every
 other pass.
 A case is prepared (exported, compiled, checked) in its first pass, kept loaded until its last and profiled after it.
-A suite with a case over KEEP_PARAMS parameters (whole models) runs its passes backend by backend instead, after the
-interleaved suites: seven backends' copies of every zoo model, all held until their last pass, took 22 GB, and
-preparing them again in every pass took minutes. Before the first item, a timed run exports every selected case in
+A suite scheduled `by_backend` (Suite.schedule: the whole models) runs its passes backend by backend instead, after
+the interleaved suites, so that only one backend's copies of its cases are loaded at a time. Before the first item, a timed run exports every selected case in
 worker processes (opbench.measure.export_ahead), so that a cold run's exports use every core.
 """
 
@@ -60,7 +59,6 @@ from opbench.suite import builtin_suites, floor_case, get_suite, parse_suites, s
 
 STATE = pytest.StashKey["RunState"]()
 EXPORT_WORKERS = 4  # the default's cap: a worker lowering a large model takes several GB
-KEEP_PARAMS = 12_000_000  # a suite with a larger case runs backend by backend (the largest observation case: 11.0M)
 
 
 @dataclass
@@ -202,8 +200,7 @@ def _timing(config: pytest.Config) -> bool:
 
 ORDER = (
     "interleaved passes; a comparison group's members round-robin in one window, call by call; every other pass "
-    f"reversed; suites with a case over {KEEP_PARAMS // 1_000_000}M parameters last, their passes interleaved within "
-    "each backend"
+    "reversed; suites scheduled by_backend last, their passes interleaved within each backend"
 )
 
 
@@ -442,15 +439,13 @@ def _case_run(item: pytest.Item) -> CaseRun | None:
 def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
     """Other items first, as collected; then pass after pass, each pass by suite (as collected), backend and the
     suite's Plan.run_order, reversed within each (suite, backend) in every even pass (so the two sides of a
-    comparison take turns going first). Suites with a case over KEEP_PARAMS parameters come last, backend by backend,
+    comparison take turns going first). Suites scheduled by_backend (Suite.schedule) come last, backend by backend,
     all passes of one backend before the next (so that only one backend's copies are loaded at a time)."""
     runs = [(item, run) for item in items if (run := _case_run(item)) is not None]
     suites = list(dict.fromkeys(run.case.suite for _, run in runs))
     rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in suites}
     backends = list(dict.fromkeys(run.backend for _, run in runs))
-    by_backend = {
-        run.case.suite for _, run in runs if any(c.costs.param_count > KEEP_PARAMS for c in run.group.members)
-    }
+    by_backend = {key for key in suites if get_suite(key).schedule_for(state.grid) == "by_backend"}
 
     def position(run: CaseRun) -> tuple:
         within = rank[run.case.suite].get(run.case.id, -1) * (1 if run.pass_index % 2 else -1)

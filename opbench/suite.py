@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from opbench.case import Case
 from opbench.errors import OpbenchError, error_line
@@ -34,6 +34,9 @@ BUILTIN = (  # the modules that define opbench's own suites, each as a module-le
 )
 
 
+Schedule = Literal["interleaved", "by_backend"]
+
+
 @dataclass(frozen=True)
 class Suite:
     """A named set of cases. `claim` and `rule` make it an observation; without a rule it is measured and shown."""
@@ -49,6 +52,12 @@ class Suite:
     timing: tuple[tuple[str, int | float], ...] = ()
     on_request: bool = False  # too long for every run: measured only when named (--opbench-suites) or its cases are
     floor: str | None = None  # the id of a case whose call does nothing: what timing one call costs is measured on it
+    # how its passes are ordered, for every grid or per grid: interleaved with the other suites' (pass 1 of every
+    # case, then pass 2...), or after them backend by backend, so only one backend's copies of its cases are loaded
+    schedule: Schedule | Callable[[str], Schedule] = "interleaved"
+
+    def schedule_for(self, grid: str) -> Schedule:
+        return self.schedule(grid) if callable(self.schedule) else self.schedule
 
     def runs_by_default(self, pattern: str | None) -> bool:
         """Whether a run that names no suite measures this one: every suite, except one run on request unless the

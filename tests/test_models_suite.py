@@ -111,3 +111,15 @@ def test_the_report_shows_models_breakdowns_model_evidence_and_published_ratios(
     assert eager.set_index("category")["share"]["stem"] == pytest.approx(share)
     assert eager["coverage"].iloc[0] == pytest.approx(sum(t for *_, t in PROFILE_ROWS))
     assert set(table[table["backend"] == "ort-cpu"]["unavailable"]) == {"constructed: no profiler"}
+
+
+def test_suites_whose_cases_do_not_fit_held_together_say_so_by_their_schedule():
+    """The plugin orders passes by Suite.schedule, not by parameter counts: a suite whose cases on seven backends do
+    not fit in memory until their last pass declares `by_backend` (the models always, Obs 2 on the full grid)."""
+    from opbench.suite import builtin_suites
+
+    limit = 12_000_000  # what held together fitted: the default grid's largest observation case has 11.0M
+    for grid in ("default", "full"):
+        for key, suite in builtin_suites().items():
+            largest = max(c.costs.param_count for c in suite.plan(grid).cases)
+            assert (suite.schedule_for(grid) == "by_backend") == (largest > limit), (grid, key)

@@ -157,17 +157,18 @@ def test_a_timed_run_exports_every_case_ahead_in_worker_processes(project):
     assert len(onnx) == 4 and all(r.cache_hit and r.export_s == 0 for r in onnx)
 
 
-def test_passes_interleave_across_the_run_and_a_suite_of_large_cases_runs_backend_by_backend_last(project):
+def test_passes_interleave_across_the_run_and_a_suite_scheduled_by_backend_runs_backend_by_backend_last(project):
     """Every case is prepared once and kept until its last pass. Holding seven backends' copies of every zoo model
-    took 22 GB, so a suite with a case above KEEP_PARAMS runs after the others, all passes of one backend before the
-    next; the other suites run pass after pass."""
+    took 22 GB, so a suite scheduled by_backend runs after the others, all passes of one backend before the next;
+    the other suites run pass after pass."""
     project.makeconftest(
         """
-import opbench.pytest_plugin as plugin
+import dataclasses
+import opbench.suites.obs4_nonlinearity as obs4
 from opbench.backends import REGISTRY
 from opbench.backends.torch_eager import TorchEager
 
-plugin.KEEP_PARAMS = 100_000  # obs4's relu MLP (1.6M parameters) is large here; obs2 and overhead have none
+obs4.SUITE = dataclasses.replace(obs4.SUITE, schedule="by_backend")
 
 class Counting(TorchEager):
     name = "counting"

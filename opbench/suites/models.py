@@ -130,6 +130,9 @@ SUITE = Suite(
         "with where its latency goes on each backend that has a profiler."
     ),
     profile=True,
+    # seven backends' copies of every zoo model, all held until their last pass, took 22 GB, and preparing them again
+    # in every pass took minutes
+    schedule="by_backend",
     # a model takes 5-300 ms a call and the claims' ratios are far from their thresholds: 4 rounds a pass, not 10;
     # no warm-up calls: pytest-benchmark's calibration call is one, and a model is warm after one call (it ran in its
     # check or the pass before), so a pass of a model is 6 calls (1 to calibrate, 4 timed, the result's), not 13

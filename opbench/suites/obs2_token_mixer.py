@@ -194,4 +194,7 @@ SUITE = Suite(
     ),
     plan=plan,
     rule=RULE,
+    # the full grid's L7 stages (54M parameters each side) on seven backends do not fit held together until their
+    # last pass; the default grid's (11M) do
+    schedule=lambda grid: "by_backend" if grid == "full" else "interleaved",
 )
