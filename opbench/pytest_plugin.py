@@ -15,8 +15,9 @@ pass land in one Result per case. Within a pass the groups run in Plan.run_order
 other pass.
 A case is prepared (exported, compiled, checked) in its first pass, kept loaded until its last and profiled after it.
 A suite scheduled `by_backend` (Suite.schedule: the whole models) runs its passes backend by backend instead, after
-the interleaved suites, so that only one backend's copies of its cases are loaded at a time. Before the first item, a timed run exports every selected case in
-worker processes (opbench.measure.export_ahead), so that a cold run's exports use every core.
+the interleaved suites, so that only one backend's copies of its cases are loaded at a time. Before the first item,
+a timed run exports every selected case in worker processes (opbench.measure.export_ahead), so that a cold run's
+exports use every core.
 """
 
 from __future__ import annotations
