@@ -18,6 +18,13 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+def first_line(exc: BaseException) -> str:
+    """'TypeName: the first line of the message': a reason that fits on one line (tracebacks and exporters' messages
+    run to many)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class ProfilerUnavailable(OpbenchError):
     """A backend cannot profile per operator here (no profiler, or one without usable operator rows); says why."""
 

@@ -11,13 +11,13 @@ import fnmatch
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opbench.case import Case
-from opbench.errors import OpbenchError
+from opbench.errors import OpbenchError, first_line
 from opbench.plan import Plan
 
 if TYPE_CHECKING:
@@ -82,26 +82,40 @@ def suites() -> dict[str, Suite]:
     return {**builtin, **{k: s for k, s in _REGISTRY.items() if k not in builtin}}
 
 
-def import_suites(origins: dict[str, str], warn: Callable[[str], None]) -> None:
-    """Import the files that registered users' suites (a run's `protocol.suites`: key -> the case module's path),
-    for the suites not registered yet. A file that is gone or fails to import is a warning: that suite's results
-    are then shown without its section and verdict."""
-    for key, path in origins.items():
-        if key in suites():
-            continue
-        spec = importlib.util.spec_from_file_location(f"opbench_user_suite_{len(_REGISTRY)}_{key}", path)
-        if spec is None or spec.loader is None or not Path(path).is_file():
-            warn(f"opbench: warning: suite {key!r} was defined in {path}, which is gone; its results have no section")
-            continue
-        sys.path.insert(0, str(Path(path).parent))  # the module may import its neighbours, as under pytest
-        try:
-            spec.loader.exec_module(importlib.util.module_from_spec(spec))
-        except Exception as exc:
-            warn(f"opbench: warning: suite {key!r}: importing {path} failed ({type(exc).__name__}: {exc})")
-        finally:
-            sys.path.remove(str(Path(path).parent))
-        if key not in suites():
-            warn(f"opbench: warning: {path} did not register suite {key!r}; its results have no section")
+_IMPORTED: dict[Path, list[str]] = {}  # users' case modules imported by import_suite_files -> the keys they added
+
+
+def import_suite_files(paths: Iterable[Path | str]) -> list[str]:
+    """Import the case modules of users' suites that the user named (`opbench report --suite-file`), so that their
+    suites are judged; returns the keys they registered. Only an explicit list: a result file says where its
+    suites came from (`protocol.suites`) but never causes an import (a results folder someone sends you must not run
+    their code). OpbenchError naming a file that is missing or fails to import; a file named twice is imported once."""
+    keys: list[str] = []
+    for path in (Path(p).resolve() for p in paths):
+        if path not in _IMPORTED:
+            _IMPORTED[path] = _import_file(path)
+        keys += _IMPORTED[path]
+    return keys
+
+
+def _import_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise OpbenchError(f"suite file {path}: no such file")
+    before = set(suites())
+    spec = importlib.util.spec_from_file_location(f"opbench_user_suite_{len(_IMPORTED)}_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise OpbenchError(f"suite file {path}: not a Python module")
+    sys.path.insert(0, str(path.parent))  # the module may import its neighbours, as under pytest
+    try:
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    except Exception as exc:
+        raise OpbenchError(f"suite file {path}: importing it failed ({first_line(exc)})") from exc
+    finally:
+        sys.path.remove(str(path.parent))
+    added = [key for key in suites() if key not in before]
+    if not added:
+        raise OpbenchError(f"suite file {path} registered no suite (a case module sets SUITE = bench.register())")
+    return added
 
 
 def get_suite(key: str) -> Suite:

@@ -52,12 +52,14 @@ def render(
     skip_invalid: bool = False,
     progress: bool = True,
     warn: Callable[[str], None] = _stderr,
+    suite_files: Iterable[Path | str] = (),
 ) -> Path:
     """Load, select, judge, draw and write the report; returns the HTML file's path.
 
     Every file of the report is made before any is written, then all are replaced together: a failure on the
-    way leaves the previous report as it was."""
-    inputs = building.load_inputs(paths, skip_invalid, warn)
+    way leaves the previous report as it was. `suite_files`: users' case modules to import, so that their suites
+    are judged (a result file never causes an import)."""
+    inputs = building.load_inputs(paths, skip_invalid, warn, suite_files)
     inputs = building.select(inputs, devices, backends)
     report = building.build(inputs, baseline)
     out = Path(out)
@@ -264,6 +266,7 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
         "thresholds": [t for suite in report.suites.values() for t in suite.thresholds],
         "notes": [s.rule.note for s in report.suites.values() if s.rule and s.rule.note],
         "skipped": report.inputs.skipped,
+        "unjudged": report.inputs.unjudged,
         "unavailable": unavailable,
         "missing_observations": report.missing_observations(),
         "csv_files": list(CSV_TABLES),
