@@ -262,7 +262,7 @@ class CaseRun:
             backend=backend.name,
             threads=self.state.config.threads,
             precision=backend.precision,
-            macs=self.case.costs.macs,
+            macs=self.case.macs,
             **({"pass": self.pass_index} if passes > 1 else {}),
         )
         self.state.software.update(backend.versions())
@@ -383,7 +383,7 @@ def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
     suites = list(dict.fromkeys(run.case.suite for _, run in runs))
     rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in suites}
     backends = list(dict.fromkeys(run.backend for _, run in runs))
-    by_backend = {run.case.suite for _, run in runs if run.case.costs.param_count > KEEP_PARAMS}
+    by_backend = {run.case.suite for _, run in runs if run.case.param_count > KEEP_PARAMS}
 
     def position(run: CaseRun) -> tuple:
         within = rank[run.case.suite].get(run.case.id, -1) * (1 if run.pass_index % 2 else -1)
@@ -423,9 +423,9 @@ def export_jobs(runs: list[CaseRun]) -> list[Job]:
     backends = {n for n in names if unavailable_reason(n) is None and type(get_backend(n)).export is not Backend.export}
     by_case: dict[str, list[CaseRun]] = {}
     for run in runs:
-        if run.backend in backends and run.pass_index == 1:
+        if run.backend in backends and run.pass_index == 1 and not run.case.problem:  # a broken case fails in the run
             by_case.setdefault(run.case.id, []).append(run)
-    largest = sorted(by_case.values(), key=lambda same: -same[0].case.costs.param_count)
+    largest = sorted(by_case.values(), key=lambda same: -same[0].case.param_count)
     return [Job(r[0].case.id, r[0].case.suite, tuple(run.backend for run in r), r[0].config) for r in largest]
 
 

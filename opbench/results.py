@@ -217,12 +217,12 @@ class Result:
 
     @classmethod
     def for_case(cls, case: Case, backend: str, **fields) -> Result:
-        """A result of the case, its metadata (costs counted once per case) filled in."""
-        costs = case.costs
+        """A result of the case, its metadata (costs counted once per case; none for a broken case) filled in."""
+        costs = None if case.problem else case.costs
         return cls(
             case=case.id, suite=case.suite, family=case.family, variant=case.variant, group=case.group,
-            params=dict(case.params), input_shape=tuple(case.input_shape), backend=backend, macs=costs.macs,
-            param_count=costs.param_count, bytes=costs.bytes, **fields,
+            params=dict(case.params), input_shape=tuple(case.input_shape), backend=backend,
+            macs=costs and costs.macs, param_count=costs and costs.param_count, bytes=costs and costs.bytes, **fields,
         )  # fmt: skip
 
     @property

@@ -13,6 +13,7 @@ from builders import all_results, make_run, write
 from opbench import suite as suite_registry
 from opbench.cli import main
 from opbench.report import render
+from opbench.results import load_run
 
 EVIL = """
 from pathlib import Path
@@ -66,3 +67,65 @@ def test_protocol_suites_not_an_object_of_paths_is_an_invalid_file_even_when_ski
     assert "protocol/suites" in capsys.readouterr().err
     assert main(["report", str(folder), "--out", str(tmp_path / "r" / "index.html"), "-q", "--skip-invalid"]) == 0
     assert "skipped an invalid result file" in capsys.readouterr().err
+
+
+BROKEN_SUITE = """
+import torch
+from torch import nn
+
+import opbench
+
+
+def raises():
+    raise ValueError("no weights here")
+
+
+class Noisy(nn.Module):
+    def forward(self, x):
+        return x + torch.rand_like(x)
+
+
+bench = opbench.define_suite("hostile", "Cases a user gets wrong")
+bench.case("raises", raises, (1, 8))
+bench.case("not_a_module", lambda: 3, (1, 8))
+bench.case("rejects", lambda: nn.Linear(4, 4), (1, 8))
+bench.case("tuple_out", lambda: nn.LSTM(8, 8), (1, 1, 8))
+bench.case("noisy", Noisy, (1, 8))
+bench.case("good", nn.ReLU, (1, 8))
+SUITE = bench.register()
+
+
+def test_cases(opbench_case, benchmark):
+    opbench_case.measure(benchmark)
+"""
+WHY = {
+    "hostile/raises": "case hostile/raises: its factory raised ValueError: no weights here",
+    "hostile/not_a_module": "case hostile/not_a_module: its factory returned a int, not a torch.nn.Module",
+    "hostile/rejects": "case hostile/rejects: the module rejects its input 1x8 (RuntimeError: mat1 and mat2 shapes",
+    "hostile/tuple_out": "case hostile/tuple_out: the module returns a tuple; opbench needs one tensor",
+    "hostile/noisy": "case hostile/noisy is not deterministic: eager PyTorch answers the same input twice differently",
+}
+QUICK = ["-p", "no:cacheprovider", "--benchmark-max-time=0.01", "--benchmark-min-rounds=3", "--benchmark-min-time=0"]
+
+
+@pytest.mark.parametrize("mode", ["--benchmark-disable", "--benchmark-only"])
+def test_a_broken_user_case_is_its_own_failed_result_and_every_other_case_runs(pytester, mode):
+    pytester.makeconftest('pytest_plugins = ["opbench.pytest_plugin"]')
+    pytester.makepyfile(test_hostile=BROKEN_SUITE)
+    out = pytester.path / "results"
+    workers = "--opbench-export-workers=1" if mode == "--benchmark-only" else "--opbench-export-workers=0"
+    result = pytester.runpytest_subprocess(
+        *QUICK, mode, "--opbench-backends=torch-eager,ort-cpu", workers,
+        f"--opbench-cache-dir={pytester.path / 'cache'}", f"--opbench-results-dir={out}",
+    )  # fmt: skip
+    text = result.stdout.str()
+    assert "INTERNALERROR" not in text and "Traceback" not in text, text
+    result.assert_outcomes(passed=2, failed=10)
+    for case, why in WHY.items():
+        for backend in ("torch-eager", "ort-cpu"):
+            assert f"failed: {case} on {backend}: {why}" in text, (case, backend, text)
+    if mode == "--benchmark-only":
+        (path,) = out.rglob("*.json")
+        found = {(r.case, r.backend): r for r in load_run(path).results}
+        assert {k for k, r in found.items() if r.ok} == {("hostile/good", "torch-eager"), ("hostile/good", "ort-cpu")}
+        assert found[("hostile/raises", "ort-cpu")].reason.startswith(WHY["hostile/raises"])

@@ -173,7 +173,7 @@ class Report:
             if case_id in results and results[case_id].macs:
                 return results[case_id].macs
         case = self.cases.get(case_id)
-        return case.costs.macs if case else None
+        return case.macs if case else None
 
     def case_info(self, case_id: str) -> dict:
         """Shape and MACs as recorded in the results (no counting: that needs building the module)."""
