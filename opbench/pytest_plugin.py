@@ -41,6 +41,7 @@ from opbench.measure.profile_pass import profile_pass
 from opbench.results import (
     DEFAULT_DIR,
     Journal,
+    JournalError,
     Result,
     Stats,
     device_info,
@@ -88,7 +89,10 @@ class RunState:
         if self.journal is None:
             header = new_run(device_info(self.device_name), [], "pytest-benchmark", self.protocol)
             self.journal = Journal(header, self.results_dir)
-        self.journal.append(result)
+        try:
+            self.journal.append(result)
+        except JournalError as exc:  # a full disk: timing more would lose more
+            pytest.exit(str(exc), returncode=pytest.ExitCode.TESTS_FAILED)
 
     def runnable_backends(self) -> list[str]:
         """The backends to parametrize over. Checked when the first case module is collected, not at startup
@@ -457,11 +461,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     )
     try:
         state.written = str(write_run(run, state.results_dir))
-    except OSError as exc:
-        state.not_written = (
-            f"the result file could not be written ({exc.strerror or exc}); every finished result is kept in "
-            f"{state.journal.path}, which `opbench report` reads"
-        )
+    except (OSError, OpbenchError) as exc:
+        why = exc.strerror or exc if isinstance(exc, OSError) else exc
+        state.not_written = f"the result file could not be written ({why}); {state.journal.kept_text(len(run.results))}"
+        session.exitstatus = session.exitstatus or pytest.ExitCode.TESTS_FAILED
         return
     state.journal.close()
     if state.report:

@@ -383,29 +383,70 @@ def write_run(run: Run, results_dir: Path | str = DEFAULT_DIR) -> Path:
 JOURNAL = ".partial.jsonl"  # a run in progress: its header, then one result per line as each case finishes
 
 
+class JournalError(OpbenchError):
+    """The journal of a run could not be appended (a full disk); the message says which results it keeps, where."""
+
+
 class Journal:
-    """A run written as it goes (asv writes a result per benchmark): the run's header at its start, then each
-    result as it finishes, flushed to disk. A run that is killed (SIGKILL, a crash, a full disk at the end) leaves
-    its journal, which load_run reads as a run marked interrupted; a run that ends well replaces it with its file."""
+    """A run written as it goes (asv writes a result per benchmark): the run's header with its first result, then
+    each result as it finishes, flushed to disk. A run that is killed (SIGKILL, a crash, a full disk at the end) leaves
+    its journal, which load_run reads as a run marked interrupted; a run that ends well replaces it with its file.
+    A line the disk refuses is cut off again (no torn line) and raises JournalError: the journal keeps exactly the
+    results before it (`kept`)."""
 
     def __init__(self, header: Run, results_dir: Path | str):
-        folder = Path(results_dir) / header.device.slug
-        folder.mkdir(parents=True, exist_ok=True)
         self.header = header
-        self.path = folder / f"{header.run_id}{JOURNAL}"
-        self._write(json.dumps(validate(header.to_json(), "result to write")), "w")
+        self.path = Path(results_dir) / header.device.slug / f"{header.run_id}{JOURNAL}"
+        self.kept: set[tuple[str, str]] = set()  # (case, backend) of every result on disk
+        self._started = False
 
     def append(self, result: Result) -> None:
-        self._write(json.dumps(result.to_json()), "a")
+        try:
+            if not self._started:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._write(json.dumps(validate(self.header.to_json(), "result to write")), truncate=True)
+                self._started = True
+            self._write(json.dumps(result.to_json()))
+        except OSError as exc:
+            total = len(self.kept | {(result.case, result.backend)})
+            raise JournalError(
+                f"opbench: stopped timing: the journal {self.path} could not be appended ({exc.strerror or exc}); "
+                + self.kept_text(total)
+            ) from exc
+        self.kept.add((result.case, result.backend))
 
-    def _write(self, line: str, mode: str) -> None:
-        with self.path.open(mode, encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+    def kept_text(self, total: int) -> str:
+        """What the journal holds of `total` finished results, as a sentence."""
+        if not self.kept:
+            return f"none of the {total} finished results is kept"
+        where = f"kept in {self.path}, which `opbench report` reads"
+        if len(self.kept) >= total:
+            return f"all {total} finished results are {where}"
+        return (
+            f"{len(self.kept)} of the {total} finished results are {where}; the other {total - len(self.kept)} are lost"
+        )
+
+    def _write(self, line: str, truncate: bool = False) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else os.O_APPEND), 0o644)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                _write_all(fd, (line + "\n").encode())
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)  # freeing space needs none: the journal ends at its last whole line
+                raise
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def load_run(path: Path | str) -> Run:

@@ -13,7 +13,7 @@ from builders import all_results, make_run, write
 from opbench import suite as suite_registry
 from opbench.cli import main
 from opbench.report import render
-from opbench.results import load_run
+from opbench.results import JOURNAL, load_run
 
 EVIL = """
 from pathlib import Path
@@ -129,3 +129,52 @@ def test_a_broken_user_case_is_its_own_failed_result_and_every_other_case_runs(p
         found = {(r.case, r.backend): r for r in load_run(path).results}
         assert {k for k, r in found.items() if r.ok} == {("hostile/good", "torch-eager"), ("hostile/good", "ort-cpu")}
         assert found[("hostile/raises", "ort-cpu")].reason.startswith(WHY["hostile/raises"])
+
+
+FULL_DISK = """
+import errno, os
+import opbench.results as results
+pytest_plugins = ["opbench.pytest_plugin"]
+writes = []
+
+
+def full_after_two_lines(fd, data):  # the header and one result fit; the next line is torn, then the disk is full
+    writes.append(data)
+    if len(writes) > 2:
+        os.write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+    os.write(fd, data)
+
+
+def no_file(*args):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+results._write_all = full_after_two_lines
+{patch_write_run}
+"""
+
+
+@pytest.mark.parametrize("file_too", [True, False])
+def test_a_full_disk_stops_the_run_and_the_summary_says_what_is_kept(pytester, file_too):
+    pytester.makeconftest(FULL_DISK.format(patch_write_run="import opbench.pytest_plugin as p; p.write_run = no_file"
+                                           if file_too else ""))  # fmt: skip
+    pytester.makepyfile(test_obs4='SUITE = "obs4"\n\ndef test_cases(opbench_case, benchmark):\n'
+                        "    opbench_case.measure(benchmark)\n")  # fmt: skip
+    out = pytester.path / "results"
+    result = pytester.runpytest_subprocess(
+        *QUICK, "--benchmark-only", "--opbench-backends=torch-eager", "--opbench-cases=obs4/act/*",
+        "--opbench-export-workers=0", f"--opbench-cache-dir={pytester.path / 'cache'}", f"--opbench-results-dir={out}",
+    )  # fmt: skip
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0 and "Traceback" not in text and "INTERNALERROR" not in text, text
+    assert "stopped timing: the journal" in text and "1 of the 2 finished results are kept in" in text
+    assert "2 ok, 0 unsupported, 0 failed" in text  # the third case was never timed
+    if file_too:
+        (journal,) = out.rglob(f"*{JOURNAL}")
+        assert "the result file could not be written (No space left on device); 1 of the 2 finished" in text
+        assert len(journal.read_text().splitlines()) == 2  # the header and one whole result: no torn line
+        assert len(load_run(journal).results) == 1
+    else:
+        (path,) = out.rglob("*.json")
+        assert f"results written to {path}" in text and len(load_run(path).results) == 2
