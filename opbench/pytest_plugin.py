@@ -230,6 +230,7 @@ def check_options(config: pytest.Config) -> None:
     if device is not None:
         slugify(device)
     check_folder(config.getoption("opbench_results_dir"), "--opbench-results-dir")
+    check_folder(config.getoption("opbench_cache_dir"), "--opbench-cache-dir")
     if config.getoption("opbench_report"):
         check_folder(Path(config.getoption("opbench_report_out")).parent, "the folder of --opbench-report-out")
 

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,11 +43,25 @@ MAX_SAMPLES = 10_000  # raw samples per result kept when a file is loaded (a tim
 SOFTWARE = ("torch", "numpy", "scipy", "pytest-benchmark")  # plus each backend's own versions (Backend.versions)
 
 
+MAX_DEVICE_NAME = 100  # characters; and the folder name at most MAX_SLUG_BYTES (file systems allow 255 bytes)
+MAX_SLUG_BYTES = 200
+
+
 def slugify(name: str) -> str:
-    """'iPhone 12' -> 'iphone-12': the device's folder name."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    """'iPhone 12' -> 'iphone-12', 'Café Box' -> 'café-box', '华为 Mate 60' -> '华为-mate-60': the device's folder name.
+    Letters, marks and digits of every script are kept (NFC, lower-cased), every run of anything else is one '-'."""
+    if len(name) > MAX_DEVICE_NAME:
+        raise OpbenchError(f"a device name of {len(name)} characters is too long: name the device in at most "
+                           f"{MAX_DEVICE_NAME}")  # fmt: skip
+    kept = "".join(
+        c if unicodedata.category(c)[0] in "LMN" else "-" for c in unicodedata.normalize("NFC", name).lower()
+    )
+    slug = re.sub(r"-+", "-", kept).strip("-")
     if not slug:
         raise OpbenchError(f"device name {name!r} has no letters or digits to name its folder")
+    if len(slug.encode()) > MAX_SLUG_BYTES:
+        raise OpbenchError(f"device name {short(name, 40)!r} makes a folder name of {len(slug.encode())} bytes, more "
+                           f"than {MAX_SLUG_BYTES}: name the device shorter")  # fmt: skip
     return slug
 
 

@@ -5,6 +5,7 @@ one failed result), never in code run from data, a traceback, or a summary claim
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ from builders import all_results, make_run, write
 
 from opbench import suite as suite_registry
 from opbench.cli import main
+from opbench.errors import OpbenchError
 from opbench.report import render
-from opbench.results import JOURNAL, load_run
+from opbench.results import JOURNAL, load_run, slugify
 
 EVIL = """
 from pathlib import Path
@@ -115,7 +117,7 @@ def test_a_broken_user_case_is_its_own_failed_result_and_every_other_case_runs(p
     out = pytester.path / "results"
     workers = "--opbench-export-workers=1" if mode == "--benchmark-only" else "--opbench-export-workers=0"
     result = pytester.runpytest_subprocess(
-        *QUICK, mode, "--opbench-backends=torch-eager,ort-cpu", workers,
+        *QUICK, mode, "--opbench-backends=torch-eager,ort-cpu", workers, "--opbench-device=Café 华为 Box",
         f"--opbench-cache-dir={pytester.path / 'cache'}", f"--opbench-results-dir={out}",
     )  # fmt: skip
     text = result.stdout.str()
@@ -126,6 +128,7 @@ def test_a_broken_user_case_is_its_own_failed_result_and_every_other_case_runs(p
             assert f"failed: {case} on {backend}: {why}" in text, (case, backend, text)
     if mode == "--benchmark-only":
         (path,) = out.rglob("*.json")
+        assert path.parent.name == "café-华为-box"
         found = {(r.case, r.backend): r for r in load_run(path).results}
         assert {k for k, r in found.items() if r.ok} == {("hostile/good", "torch-eager"), ("hostile/good", "ort-cpu")}
         assert found[("hostile/raises", "ort-cpu")].reason.startswith(WHY["hostile/raises"])
@@ -178,3 +181,44 @@ def test_a_full_disk_stops_the_run_and_the_summary_says_what_is_kept(pytester, f
     else:
         (path,) = out.rglob("*.json")
         assert f"results written to {path}" in text and len(load_run(path).results) == 2
+
+
+@pytest.mark.parametrize(
+    "name, slug",
+    [("iPhone 12", "iphone-12"), ("Café Box", "café-box"), ("华为 Mate 60", "华为-mate-60"), ("Cafe\u0301", "café"),
+     ("हिन्दी फ़ोन", "हिन्दी-फ़ोन"), ("Test <b>Box</b>", "test-b-box-b")],
+)  # fmt: skip
+def test_a_device_name_in_any_script_names_its_folder_without_loss(name, slug):
+    assert slugify(name) == slug
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("x" * 10_000, "device name of 10000 characters is too long"), ("华" * 90, "folder name of 270 bytes"),
+     ("!!!", "has no letters or digits")],
+)  # fmt: skip
+def test_a_device_name_no_folder_can_have_is_refused(name, message):
+    with pytest.raises(OpbenchError, match=message):
+        slugify(name)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--opbench-device=" + "x" * 10_000, "*device name of 10000 characters is too long*"),
+        ("--opbench-cache-dir=a-file/cache", "*--opbench-cache-dir a-file/cache is not a folder (a-file is a file)*"),
+        ("--opbench-cache-dir=read-only/cache", "*--opbench-cache-dir read-only/cache: read-only is not writable*"),
+    ],
+)
+def test_a_device_or_cache_folder_that_cannot_be_used_is_a_usage_error_before_anything_runs(pytester, option, message):
+    if "read-only" in option and os.geteuid() == 0:
+        pytest.skip("root writes to a read-only folder")
+    (pytester.path / "a-file").write_text("")
+    (pytester.path / "read-only").mkdir(mode=0o555)
+    pytester.makeconftest('pytest_plugins = ["opbench.pytest_plugin"]')
+    pytester.makepyfile(test_overhead='SUITE = "overhead"\n\ndef test_cases(opbench_case, benchmark):\n'
+                        "    opbench_case.measure(benchmark)\n")  # fmt: skip
+    result = pytester.runpytest_subprocess(*QUICK, "--benchmark-only", "--opbench-backends=torch-eager", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "passed" not in result.stdout.str()
