@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
@@ -27,7 +28,7 @@ import pandas as pd
 
 from opbench import stats
 from opbench.errors import OpbenchError
-from opbench.files import atomic_write_text, read_json, short
+from opbench.files import MAX_JSON_BYTES, atomic_write_text, parse_json, read_json, short
 from opbench.options import is_positive_finite
 
 if TYPE_CHECKING:
@@ -188,12 +189,17 @@ def _thinned(samples: list, keep: int) -> list:
 class Check:
     """The backend's output against eager PyTorch's on the same input."""
 
-    max_abs_err: float
+    max_abs_err: float  # NaN when the output holds NaN or Infinity (written as null)
     tolerance: float
     passed: bool
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        err = self.max_abs_err if math.isfinite(self.max_abs_err) else None
+        return {**dataclasses.asdict(self), "max_abs_err": err}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Check:
+        return cls(**{**data, "max_abs_err": math.nan if data["max_abs_err"] is None else data["max_abs_err"]})
 
 
 @dataclass(frozen=True)
@@ -263,7 +269,7 @@ class Result:
         values = {k: v for k, v in data.items() if k in known}
         values["suite"] = data.get("observation", "")
         values["input_shape"] = tuple(data.get("input_shape") or ())
-        values["check"] = Check(**data["check"]) if data.get("check") else None
+        values["check"] = Check.from_json(data["check"]) if data.get("check") else None
         values["stats"] = Stats.from_json(data["stats"]) if data.get("stats") else None
         for key in ("params", "backend_options", "backend_versions", "info"):
             values[key] = data.get(key) or {}
@@ -385,13 +391,30 @@ def _impossible_numbers(run: dict) -> list[tuple[str, str]]:
     return errors
 
 
+def json_text(data: object, indent: int | None = None) -> str:
+    """JSON as opbench writes it: never NaN or Infinity (not JSON: opbench's own reader refuses a file holding them),
+    OpbenchError naming where one is instead."""
+    try:
+        return json.dumps(data, indent=indent, allow_nan=False)
+    except ValueError as exc:
+        where = _non_finite_at(data) or "(unknown)"
+        raise OpbenchError(f"a result to write holds NaN or Infinity, which JSON does not allow: at {where}") from exc
+
+
+def _non_finite_at(value: object, at: str = "") -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return at or "(top level)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    return next((found for k, v in items if (found := _non_finite_at(v, f"{at}/{k}" if at else str(k)))), None)
+
+
 def write_run(run: Run, results_dir: Path | str = DEFAULT_DIR) -> Path:
     """Validate, then write atomically (temp file + rename) to <results_dir>/<device-slug>/<run-id>.json."""
     data = validate(run.to_json(), "result to write")
     folder = Path(results_dir) / run.device.slug
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run.run_id}.json"
-    atomic_write_text(path, json.dumps(data, indent=1))
+    atomic_write_text(path, json_text(data, indent=1))
     return path
 
 
@@ -419,9 +442,9 @@ class Journal:
         try:
             if not self._started:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._write(json.dumps(validate(self.header.to_json(), "result to write")), truncate=True)
+                self._write(json_text(validate(self.header.to_json(), "result to write")), truncate=True)
                 self._started = True
-            self._write(json.dumps(result.to_json()))
+            self._write(json_text(result.to_json()))
         except OSError as exc:
             total = len(self.kept | {(result.case, result.backend)})
             raise JournalError(
@@ -472,22 +495,49 @@ def load_run(path: Path | str) -> Run:
 
 
 def _load_journal(path: Path) -> Run:
-    """The results a killed run finished, as a run whose protocol says it was interrupted (a torn last line, the
-    case in flight when it was killed, is left out). A (case, backend) is journaled after each of its passes, so
-    its last line holds every pass it finished."""
+    """The results a killed run finished, as a run whose protocol says it was interrupted. A torn last line (the
+    case in flight when it was killed) is left out; any other line that is not a result (torn in the middle, nested
+    too deeply, an array) is left out too, and the protocol's `interrupted` note names it. A (case, backend) is
+    journaled after each of its passes, so its last line holds every pass it finished."""
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise OpbenchError(f"{path}: larger than a journal of a run can be ({MAX_JSON_BYTES >> 20} MB)")
         lines = path.read_text(encoding="utf-8").splitlines()
-        header = json.loads(lines[0])
-        results = {}
-        for line in lines[1:]:
-            with contextlib.suppress(ValueError):
-                result = json.loads(line)
-                results[(result.get("case"), result.get("backend"))] = result
-    except (OSError, ValueError, IndexError, AttributeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise OpbenchError(f"{path}: not a readable journal of a run ({short(str(exc))})") from exc
+    header, problem = _journal_line(lines[0] if lines else "")
+    if header is None:
+        raise OpbenchError(f"{path}: not a readable journal of a run: its first line, the run's header, {problem}")
+    results, unreadable = {}, []
+    for number, line in enumerate(lines[1:], start=2):
+        result, problem = _journal_line(line)
+        if result is not None:
+            results[(result.get("case"), result.get("backend"))] = result
+        elif number < len(lines) or problem != "is not JSON":
+            unreadable.append(f"line {number} {problem}")
+    note = "the run was killed; finished cases only"
+    if unreadable:
+        note += f"; left out of its journal: {'; '.join(unreadable[:5])}" + (" ..." if len(unreadable) > 5 else "")
     header["results"] = list(results.values())
-    header["protocol"] = {**header.get("protocol", {}), "interrupted": "the run was killed; finished cases only"}
+    protocol = header.get("protocol") or {}
+    header["protocol"] = {**protocol, "interrupted": note} if isinstance(protocol, dict) else protocol
     return Run.from_json(validate(header, str(path)))
+
+
+def _journal_line(line: str) -> tuple[dict | None, str]:
+    """(the line's object, "") or (None, what is wrong with it)."""
+    try:
+        value = parse_json(line)
+    except RecursionError:
+        return None, "is nested too deeply"
+    except ValueError:
+        return None, "is not JSON"
+    if isinstance(value, dict):
+        return value, ""
+    return None, f"is {JSON_KINDS.get(type(value), 'a value')}, not an object"
+
+
+JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
 
 
 def result_files(paths: Iterable[Path | str]) -> list[Path]:

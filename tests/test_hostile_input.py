@@ -4,7 +4,9 @@ one failed result), never in code run from data, a traceback, or a summary claim
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -12,10 +14,15 @@ import pytest
 from builders import all_results, make_run, write
 
 from opbench import suite as suite_registry
+from opbench.backends import RunConfig, get_backend
+from opbench.cache import ArtifactCache
 from opbench.cli import main
-from opbench.errors import OpbenchError
+from opbench.errors import BackendUnavailable, OpbenchError
+from opbench.measure.export_ahead import Job, export_case
+from opbench.measure.path import prepare
 from opbench.report import render
-from opbench.results import JOURNAL, load_run, slugify
+from opbench.results import JOURNAL, Check, Journal, load_run, slugify
+from opbench.suite import select_cases
 
 EVIL = """
 from pathlib import Path
@@ -222,3 +229,65 @@ def test_a_device_or_cache_folder_that_cannot_be_used_is_a_usage_error_before_an
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "passed" not in result.stdout.str()
+
+
+def journal(tmp_path: Path, lines_after: list[str]) -> Path:
+    """A killed run's journal: its header and two results, then the given lines, then a third result."""
+    first, second, third = all_results("torch-eager", keys=("obs4",))[:3]
+    log = Journal(make_run("Killed Box", []), tmp_path)
+    log.append(first)
+    log.append(second)
+    with log.path.open("a") as f:
+        f.write("".join(line + "\n" for line in lines_after) + json.dumps(third.to_json()) + "\n")
+    return log.path
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_unreadable_lines_in_the_middle_of_a_journal_are_left_out_and_named(tmp_path: Path):
+    torn = json.dumps(all_results("torch-eager", keys=("obs4",))[5].to_json())[:50]
+    run = load_run(journal(tmp_path, [torn, DEEP, "[1, 2]", '{"case": "x"']))
+    assert len(run.results) == 3
+    note = run.protocol["interrupted"]
+    assert "line 4 is not JSON" in note and "line 5 is nested too deeply" in note and "line 6 is an array" in note
+
+
+def test_a_torn_last_line_of_a_journal_is_left_out_silently(tmp_path: Path):
+    path = journal(tmp_path, [])
+    path.write_text(path.read_text() + '{"case": "obs4/act')
+    run = load_run(path)
+    assert len(run.results) == 3 and run.protocol["interrupted"] == "the run was killed; finished cases only"
+
+
+@pytest.mark.parametrize("header, message", [(DEEP, "nested too deeply"), ("[]", "is an array"), ("", "not JSON")])
+def test_a_journal_whose_header_is_not_a_run_is_one_clear_error(tmp_path: Path, header, message):
+    path = journal(tmp_path, [])
+    path.write_text(header + "\n" + path.read_text().split("\n", 1)[1])
+    with pytest.raises(OpbenchError, match=f"its first line, the run's header, .*{message}"):
+        load_run(path)
+
+
+def test_nothing_opbench_writes_is_refused_by_opbench(tmp_path: Path):
+    (nan_output, *_), bad = all_results("torch-eager", keys=("overhead",)), all_results("ort-cpu", keys=("overhead",))
+    failed = dataclasses.replace(nan_output, status="failed", stats=None, check=Check(float("nan"), 1e-4, False))
+    path = write(make_run("NaN Box", [failed]), tmp_path)
+    assert math.isnan(load_run(path).results[0].check.max_abs_err)
+    with pytest.raises(OpbenchError, match="NaN or Infinity, which JSON does not allow: at results/0/export_s"):
+        write(make_run("NaN Box", [dataclasses.replace(bad[0], export_s=float("inf"))]), tmp_path)
+
+
+def test_an_artifact_an_export_ahead_worker_repaired_is_recorded_as_cache_repaired(tmp_path: Path):
+    try:
+        backend = get_backend("ort-cpu")
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    case = select_cases(keys=["overhead"])[0]
+    config = RunConfig(cache=ArtifactCache(tmp_path))
+    backend.export(case, config)
+    (artifact,) = tmp_path.glob("onnx/*.onnx")
+    artifact.write_bytes(artifact.read_bytes()[:100])  # damaged
+    assert export_case(Job(case.id, case.suite, ("ort-cpu",), config), "default", {})[1] == []
+    outcome = prepare(case, backend, config)  # the timed process: a cache hit on the repaired artifact
+    assert outcome.prepared.cache_hit and "did not match its checksum" in outcome.prepared.info["cache_repaired"]
+    assert "cache_repaired" not in prepare(case, backend, config).prepared.info  # told once

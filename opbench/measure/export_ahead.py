@@ -10,6 +10,7 @@ worker could not do (it crashed, or could not import a user's suite) the timed p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 
 from opbench.backends import RunConfig, get_backend
+from opbench.cache import ArtifactCache
 from opbench.errors import OpbenchError, UnsupportedCase, error_text
 from opbench.suite import import_suite_files, select_cases
 
@@ -71,9 +73,10 @@ def export_case(job: Job, grid: str, origins: dict[str, str]) -> tuple[float, li
     if not found:
         return 0.0, [f"{job.case_id}: not found in suite {job.suite!r} by a worker"]
     problems = []
+    config = dataclasses.replace(job.config, cache=ArtifactCache(job.config.cache.root, pass_on_repairs=True))
     for name in job.backends:
         try:
-            get_backend(name).export(found[0], job.config)
+            get_backend(name).export(found[0], config)
         except UnsupportedCase:
             pass
         except Exception as exc:
