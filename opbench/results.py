@@ -372,9 +372,17 @@ def _structure(run: object) -> object:
 
 
 def _impossible_numbers(run: dict) -> list[tuple[str, str]]:
-    """What the schema cannot say: every median and sample a positive finite number of seconds, and one result per
-    (case, backend) in a run (a second copy would silently replace the first)."""
+    """What the schema cannot say: the device's folder one that slugify makes, every median and sample a positive
+    finite number of seconds, and one result per (case, backend) in a run (a second copy would silently replace the
+    first)."""
     errors, seen = [], {}
+    slug = run["device"]["slug"]
+    try:
+        made = slugify(slug)
+    except OpbenchError as exc:
+        made = str(exc)
+    if made != slug:
+        errors.append(("at device/slug", f"{short(slug, 60)!r} is not a folder name opbench makes ({short(made, 60)})"))
     for i, result in enumerate(run["results"]):
         key = (result["case"], result["backend"])
         if key in seen:

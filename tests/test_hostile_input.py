@@ -291,3 +291,12 @@ def test_an_artifact_an_export_ahead_worker_repaired_is_recorded_as_cache_repair
     outcome = prepare(case, backend, config)  # the timed process: a cache hit on the repaired artifact
     assert outcome.prepared.cache_hit and "did not match its checksum" in outcome.prepared.info["cache_repaired"]
     assert "cache_repaired" not in prepare(case, backend, config).prepared.info  # told once
+
+
+@pytest.mark.parametrize("slug", ["../../elsewhere", "Upper", "a--b", "x" * 300])
+def test_a_device_folder_opbench_would_not_make_is_an_invalid_result_file(tmp_path: Path, slug):
+    data = make_run("Box", all_results("torch-eager", keys=("overhead",))).to_json()
+    data["device"]["slug"] = slug
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    with pytest.raises(OpbenchError, match="device/slug"):
+        load_run(tmp_path / "run.json")
