@@ -177,8 +177,6 @@ def pytest_configure(config: pytest.Config) -> None:
         only_available=spec.strip() == "all",
         protocol=timing_protocol(config),
     )
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupted)  # end the session as Ctrl-C does: finished results are written
 
 
 def _interrupted(signum, frame) -> None:
@@ -407,7 +405,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     that a cold run's exports use every core while nothing is timed."""
     config = session.config
     state, workers = config.stash.get(STATE, None), config.getoption("opbench_export_workers")
-    if state is None or not workers or not _timing(config) or config.getoption("collectonly"):
+    if state is None or not any(map(_case_run, session.items)):
+        return  # inert in a session without opbench cases: no signal handler, no files
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupted)  # end the session as Ctrl-C does: finished results are written
+    if not workers or not _timing(config) or config.getoption("collectonly"):
         return
     jobs = export_jobs([run for run in map(_case_run, session.items) if run is not None])
     if not jobs:

@@ -24,9 +24,16 @@ from torch import nn
 
 from opbench.case import Case, make_case
 from opbench.errors import OpbenchError
+from opbench.options import is_positive_finite
 from opbench.plan import Comparison, Plan
 from opbench.suite import Suite, register
 from opbench.verdict import PartSpec, PartsRule, Threshold
+
+DEFAULT_MARGIN = 0.02
+DEFAULT_MARGIN_REASON = (
+    "opbench's default for a user's threshold (`margin=` changes it): a ratio within 2% of its threshold is too "
+    "close to call, about the interval width the paired protocol aims at."
+)
 
 
 @dataclass
@@ -60,11 +67,15 @@ class SuiteBuilder:
         holds_below: float | None = None,
         holds_above: float | None = None,
         per_mac: bool = False,
+        margin: float = DEFAULT_MARGIN,
     ) -> Comparison:
         """candidate / baseline latency (or time per MAC). With a threshold it is a part of the suite's rule: it
-        holds when the ratio's 95% interval lies wholly below (above) the threshold."""
+        holds when the ratio's 95% interval lies wholly below (above) the threshold's band, the threshold widened by
+        `margin` (relative); an interval inside the band is "inconclusive: at the threshold"."""
         if holds_below is not None and holds_above is not None:
             raise OpbenchError(f"comparison {name!r}: give holds_below or holds_above, not both")
+        if not is_positive_finite(margin) and margin != 0:
+            raise OpbenchError(f"comparison {name!r}: margin {margin!r} is not a finite number of 0 or more")
         role = "supporting"
         if holds_below is not None or holds_above is not None:
             value, side = (holds_below, "below") if holds_below is not None else (holds_above, "above")
@@ -72,6 +83,8 @@ class SuiteBuilder:
                 f"{self.key}.{re.sub(r'[^a-z0-9]+', '_', name.lower()).strip('_')}",
                 float(value),
                 f"{candidate.variant} / {baseline.variant}: holds when the interval lies {side} this.",
+                margin=float(margin),
+                margin_reason=DEFAULT_MARGIN_REASON if margin == DEFAULT_MARGIN else "set by the suite (margin=)",
             )
             metric = "time per MAC" if per_mac else "latency"
             self.parts.append(

@@ -7,11 +7,17 @@ parts, per target) and the Verdict itself. Each suite states its rule with these
 
 Stability is generic too: an estimate from a run of several passes carries its value on each pass alone, `decide`
 gives each pass its own verdict, and a number whose passes disagree (holds on one pass, does not hold on another) is
-inconclusive whatever its interval says, so every rule that decides through `decide` inherits it.
+inconclusive whatever its interval says, so every rule that decides through `decide` inherits it. So is the margin
+of practical significance: every Threshold carries one, a side is decided only when the interval clears the band
+the margin puts around the threshold, and an interval inside the band is "inconclusive: at the threshold"
+(at_threshold), whichever rule decides. The three back-to-back runs of issue 22 found no flip but fewer than half the
+verdicts identical; a margin alone did not fix that (the intervals were wide), so it comes with the paired ratios of
+stats.py that narrow them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,24 +31,43 @@ from opbench.stats import Estimate
 if TYPE_CHECKING:
     from opbench.plan import Comparison, Plan
 
-Status = Literal["holds", "does_not_hold", "inconclusive", "not_measured"]
+Status = Literal["holds", "does_not_hold", "inconclusive", "at_threshold", "not_measured"]
 HoldsWhen = Literal["above", "below", "apart"]
 STATUS_LABELS: dict[str, str] = {
     "holds": "holds",
     "does_not_hold": "does not hold",
     "inconclusive": "inconclusive",
+    "at_threshold": "inconclusive: at the threshold",
     "not_measured": "not measured",
 }
-STATUS_MARK = {"holds": "✓", "does_not_hold": "✗", "inconclusive": "?", "not_measured": "–"}
+STATUS_MARK = {"holds": "✓", "does_not_hold": "✗", "inconclusive": "?", "at_threshold": "≈", "not_measured": "–"}
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """A number a rule decides by, with what it means (the report prints every suite's thresholds)."""
+    """A number a rule decides by, with what it means (the report prints every suite's thresholds).
+
+    `margin` is the smallest difference that matters, relative, on the ratio scale: a side is decided only when the
+    interval clears the band [value / (1 + margin), value * (1 + margin)]; an interval inside it is "inconclusive:
+    at the threshold". `margin_reason` says why that much (each suite states it beside the threshold)."""
 
     key: str
     value: float
     meaning: str
+    margin: float = 0.0
+    margin_reason: str = ""
+
+    def band(self, unit: str = "ratio") -> tuple[float, float]:
+        return band(self.value, self.margin, unit)
+
+
+def band(threshold: float, margin: float, unit: str = "ratio") -> tuple[float, float]:
+    """The band a margin puts around a threshold: [t / (1 + margin), t * (1 + margin)] on the ratio scale; a share
+    threshold s stands for the ratio 1 / (1 - s), so its band is that ratio's band mapped back to shares."""
+    if unit == "share":
+        ratio = 1 / (1 - threshold)
+        return 1 - (1 + margin) / ratio, 1 - 1 / (ratio * (1 + margin))
+    return threshold / (1 + margin), threshold * (1 + margin)
 
 
 @dataclass(frozen=True, order=True)
@@ -70,6 +95,13 @@ class Measured:
     median_s: float | None = None
     macs: int | None = None
     run_id: str = ""
+    window: str | None = None  # the timing window it shared with its comparison group in its run (None: alone)
+
+    @property
+    def sample_set(self) -> stats.SampleSet:
+        """Its samples for a statistic; its window is qualified by its run (windows of two runs never pair)."""
+        window = (self.run_id, self.window) if self.window is not None else None
+        return stats.SampleSet(self.samples, self.median_s, window)
 
     @property
     def ok(self) -> bool:
@@ -148,7 +180,7 @@ def _row(comparison: Comparison, data: Data, target: Target, macs: Callable[[str
             return row
         row.factor = base_macs / cand_macs
     same_run = base.run_id == cand.run_id  # then pass k of both sides ran in the same pass, seconds apart
-    estimate = stats.ratio(cand.samples, base.samples, cand.median_s, base.median_s, by_pass=same_run)
+    estimate = stats.of_ratios([(cand.sample_set, base.sample_set)], lambda r: r[0], by_pass=same_run)
     row.estimate = scale(estimate, row.factor)
     row.point_only = base.point_only or cand.point_only
     return row
@@ -175,7 +207,7 @@ class Part:
     @property
     def by_pass(self) -> list[Status]:
         """The verdict each pass alone gives this part (empty when the passes do not line up)."""
-        return pass_statuses(self.estimate, self.threshold.value, self.holds_when)
+        return pass_statuses(self.estimate, self.threshold, self.holds_when, self.unit)
 
     def count_text(self) -> str:
         rows = self.measured_rows
@@ -188,11 +220,10 @@ class Part:
         if self.estimate is None:
             return f"{self.label}: not measured"
         count = self.count_text()
-        combined = f"geometric mean of {len(self.measured_rows)}; " if len(self.measured_rows) > 1 else ""
-        text = (
-            f"{self.label} is {fmt(self.estimate, self.unit, self.point_only)} "
-            f"({combined}needs to be {self.holds_when} {fmt_threshold(self)}{'; ' + count if count else ''})"
-        )
+        notes = [measured_as(self.estimate, self.point_only)]
+        notes.append(f"geometric mean of {len(self.measured_rows)}" if len(self.measured_rows) > 1 else "")
+        notes += [f"needs to be {self.holds_when} {fmt_threshold(self)}", count]
+        text = f"{self.label} is {fmt(self.estimate, self.unit, self.point_only)} ({'; '.join(n for n in notes if n)})"
         if self.unit == "share" and self.estimate.value < 0:
             text += " (a negative share: the candidate ran faster than its baseline)"
         if disagree(self.by_pass):
@@ -232,6 +263,10 @@ class Verdict:
     def key_text(self) -> str:
         return fmt(self.key, self.key_unit, self.point_only) if self.key is not None else "-"
 
+    @property
+    def key_how(self) -> str:
+        return measured_as(self.key, self.point_only)
+
 
 def fmt(estimate: Estimate | None, unit: str = "ratio", point_only: bool = False) -> str:
     """'2.31x [2.20, 2.43]', '12.0% [10.1, 13.8]', or the value marked as a point estimate."""
@@ -247,23 +282,39 @@ def fmt(estimate: Estimate | None, unit: str = "ratio", point_only: bool = False
 
 
 def fmt_threshold(part: Part) -> str:
-    return f"{part.threshold.value:.0%}" if part.unit == "share" else f"{part.threshold.value:g}"
+    """'1 (margin 2%)', '5% (margin 2%)': the threshold with the margin that decides around it."""
+    value = f"{part.threshold.value:.0%}" if part.unit == "share" else f"{part.threshold.value:g}"
+    return value + (f" (margin {part.threshold.margin:.0%})" if part.threshold.margin else "")
 
 
-def decide(estimate: Estimate | None, threshold: float, holds_when: HoldsWhen) -> Status:
-    """Holds when the whole interval lies on the claimed side of the threshold, does not hold when it lies on
-    the other side, inconclusive when it straddles. A point estimate decides by its value. Whatever the interval,
-    an estimate whose passes disagree (one holds, another does not) is inconclusive: the machine drifted by as much
-    as the effect between passes.
-
-    "apart" (a factor between two things, either way): holds when the interval lies wholly beyond the threshold
-    or wholly below its inverse, does not hold when it lies wholly between the two."""
-    return steady(_side(estimate, threshold, holds_when), pass_statuses(estimate, threshold, holds_when))
+def measured_as(estimate: Estimate | None, point_only: bool = False) -> str:
+    """Which way a ratio was measured: 'paired' (its two sides timed round by round in one window) or 'timed
+    apart'; '' for a point estimate, which says so itself."""
+    if estimate is None or point_only or not estimate.has_interval:
+        return ""
+    return "paired" if estimate.paired else "timed apart"
 
 
-def pass_statuses(estimate: Estimate | None, threshold: float, holds_when: HoldsWhen) -> list[Status]:
+def decide(estimate: Estimate | None, threshold: Threshold, holds_when: HoldsWhen, unit: str = "ratio") -> Status:
+    """Holds when the whole interval lies on the claimed side of the threshold's band (the threshold widened by its
+    margin), does not hold when it lies wholly beyond the band on the other side, "inconclusive: at the threshold"
+    (at_threshold) when it lies inside the band (the effect, if any, is smaller than the margin that matters), and
+    inconclusive when it straddles an edge of the band. A point estimate decides by its value. Whatever the
+    interval, an estimate whose passes disagree (one holds, another does not) is inconclusive: the machine drifted
+    by as much as the effect between passes.
+
+    "apart" (a factor between two things, either way): holds when the interval lies wholly beyond the threshold's
+    band or wholly below its inverse's, does not hold when it lies wholly between the two bands."""
+    return steady(_side(estimate, threshold, holds_when, unit), pass_statuses(estimate, threshold, holds_when, unit))
+
+
+def pass_statuses(
+    estimate: Estimate | None, threshold: Threshold, holds_when: HoldsWhen, unit: str = "ratio"
+) -> list[Status]:
     """The verdict each pass alone gives: its value against the threshold. Empty without per-pass values."""
-    return [_side(Estimate(v), threshold, holds_when) for v in estimate.passes] if estimate is not None else []
+    if estimate is None:
+        return []
+    return [_side(Estimate(v), threshold, holds_when, unit) for v in estimate.passes]
 
 
 def disagree(by_pass: Sequence[Status]) -> bool:
@@ -285,18 +336,21 @@ def passes_text(by_pass: Sequence[Status]) -> str:
     )
 
 
-def _side(estimate: Estimate | None, threshold: float, holds_when: HoldsWhen) -> Status:
+def _side(estimate: Estimate | None, threshold: Threshold, holds_when: HoldsWhen, unit: str) -> Status:
     if estimate is None:
         return "not_measured"
+    low, high = threshold.band(unit)
     if holds_when == "apart":
-        if estimate.above(threshold) or estimate.below(1 / threshold):
+        if estimate.above(high) or estimate.below(1 / high):
             return "holds"
-        return "does_not_hold" if estimate.below(threshold) and estimate.above(1 / threshold) else "inconclusive"
-    if estimate.above(threshold):
+        if estimate.above(1 / low) and estimate.below(low):
+            return "does_not_hold"
+        return "at_threshold" if estimate.within(low, high) or estimate.within(1 / high, 1 / low) else "inconclusive"
+    if estimate.above(high):
         return "holds" if holds_when == "above" else "does_not_hold"
-    if estimate.below(threshold):
+    if estimate.below(low):
         return "holds" if holds_when == "below" else "does_not_hold"
-    return "inconclusive"
+    return "at_threshold" if estimate.within(low, high) else "inconclusive"
 
 
 def scale(estimate: Estimate, factor: float) -> Estimate:
@@ -313,22 +367,16 @@ def geomean_of_rows(
     """
     per_row = list(data) if isinstance(data, Sequence) else [data] * len(rows)
     exponents = list(weights) if weights is not None else [1 / len(rows)] * len(rows)
-    keys: dict[tuple[int, str], int] = {}
-    sets: list[Measured] = []
-    for row, d in zip(rows, per_row, strict=True):
-        for case in (row.baseline, row.candidate):
-            key = (id(d), case)
-            if key not in keys:
-                keys[key] = len(sets)
-                sets.append(lookup(d, case))
-    index = [(keys[id(d), r.candidate], keys[id(d), r.baseline], r.factor) for r, d in zip(rows, per_row, strict=True)]
+    pairs = [(lookup(d, r.candidate), lookup(d, r.baseline)) for r, d in zip(rows, per_row, strict=True)]
+    factors = [r.factor for r in rows]
 
-    def statistic(medians: list[np.ndarray]) -> np.ndarray:
-        logs = [w * np.log(medians[c] / medians[b] * f) for (c, b, f), w in zip(index, exponents, strict=True)]
+    def statistic(ratios: list[np.ndarray]) -> np.ndarray:
+        logs = [w * np.log(x * f) for x, f, w in zip(ratios, factors, exponents, strict=True)]
         return np.exp(np.sum(np.stack(np.broadcast_arrays(*logs)), axis=0))
 
-    same_run = len({m.run_id for m in sets}) == 1
-    return stats.of_medians([m.samples for m in sets], [m.median_s for m in sets], statistic, by_pass=same_run)
+    same_run = len({m.run_id for pair in pairs for m in pair}) == 1
+    sets = [(c.sample_set, b.sample_set) for c, b in pairs]
+    return stats.of_ratios(sets, statistic, by_pass=same_run)
 
 
 def combined(rows: Iterable[Row], data: Data) -> tuple[Estimate, list[Row], bool] | None:
@@ -358,8 +406,8 @@ class PartSpec:
 
 def part(spec: PartSpec, comparisons: Iterable[Comparison], evidence: Evidence, target: Target) -> Part:
     """Each comparison's row, each row decided against the part's threshold, then combined and decided."""
-    threshold = spec.threshold.value
-    as_ratio = 1 / (1 - threshold) if spec.unit == "share" else threshold
+    threshold = spec.threshold
+    as_ratio = dataclasses.replace(threshold, value=1 / (1 - threshold.value)) if spec.unit == "share" else threshold
     rows = [evidence.row(c, target) for c in comparisons]
     for r in rows:
         r.status = decide(r.estimate, as_ratio, spec.holds_when) if r.estimate is not None else None
@@ -369,7 +417,7 @@ def part(spec: PartSpec, comparisons: Iterable[Comparison], evidence: Evidence, 
     estimate, _, point_only = found
     if spec.unit == "share":
         estimate = share(estimate)
-    status = decide(estimate, threshold, spec.holds_when)
+    status = decide(estimate, threshold, spec.holds_when, spec.unit)
     return Part(spec.name, spec.label, spec.threshold, spec.holds_when, estimate, status, rows, point_only, spec.unit)
 
 
@@ -388,12 +436,15 @@ def by_pass(parts: Sequence[Part], combine_pass: Callable[[list[Status]], Status
 
 
 def combine(statuses: Sequence[Status]) -> Status:
-    """A rule of several parts: any part that does not hold decides; then any not measured; all holding holds."""
+    """A rule of several parts: any part that does not hold decides; then any not measured; all holding holds; then
+    any that straddles its band makes it inconclusive; the rest hold or lie at their threshold (at_threshold)."""
     if "does_not_hold" in statuses:
         return "does_not_hold"
     if "not_measured" in statuses:
         return "not_measured"
-    return "holds" if all(s == "holds" for s in statuses) else "inconclusive"
+    if all(s == "holds" for s in statuses):
+        return "holds"
+    return "inconclusive" if "inconclusive" in statuses or not statuses else "at_threshold"
 
 
 def status_phrase(status: Status, target: Target | None) -> str:
@@ -402,6 +453,7 @@ def status_phrase(status: Status, target: Target | None) -> str:
         "holds": f"Holds{where}:",
         "does_not_hold": f"Does not hold{where}:",
         "inconclusive": f"Inconclusive{where}:",
+        "at_threshold": f"Inconclusive{where}, at the threshold:",
         "not_measured": f"Not measured{where}:",
     }[status]
 
@@ -471,8 +523,13 @@ class PartsRule(Rule):
             specs = {s.name: s for s in self.parts}
             return " ".join(specs[p.name].fails_means for p in parts if p.status == "does_not_hold").strip()
         if status == "inconclusive":
-            straddles = "An interval straddles its threshold, so these measurements cannot tell."
+            straddles = "An interval straddles an edge of its threshold's band, so these measurements cannot tell."
             return unsteady_text(parts, passes) or straddles
+        if status == "at_threshold":
+            return (
+                "Every undecided interval lies inside its threshold's band: any difference from the threshold is "
+                "smaller than the margin that matters."
+            )
         return "A part of the rule has no measurements."
 
 

@@ -45,6 +45,24 @@ def in_passes(medians_s: Sequence[float], n: int = 30, spread: float = 0.01, see
     return Measured("", "ok", samples=passes, median_s=stats.center(passes), macs=MACS)
 
 
+def in_window(
+    latencies_s: Sequence[float],
+    speed: Callable[[int, int], float] = lambda k, i: 1.0,
+    rounds: int = 200,
+    passes: int = 3,
+    spread: float = 0.01,
+    seed: int | None = None,
+) -> list[tuple[tuple[float, ...], ...]]:
+    """The members of one timing window, timed round by round: sample i of pass k of member m is latencies_s[m]
+    times the machine's speed(k, i) in that round, times its own noise (log-normal). One set of passes per member."""
+    rng = np.random.default_rng(next_seed() if seed is None else seed)
+    factor = np.array([[speed(k, i) for i in range(rounds)] for k in range(passes)])
+    return [
+        tuple(tuple(float(x) for x in row) for row in t * factor * np.exp(rng.normal(0.0, spread, factor.shape)))
+        for t in latencies_s
+    ]
+
+
 def measured(
     plan_key: str, latency: Callable[[Case], float | None], spread: float = 0.01, seed: int = 0, passes: int = 1
 ) -> dict[str, Measured]:

@@ -2,6 +2,7 @@
 
 import collections
 import json
+from pathlib import Path
 
 import pytest
 
@@ -247,3 +248,22 @@ pytest_plugins = ["opbench.pytest_plugin"]
     assert "raise RuntimeError" not in result.stdout.str()  # a reason, not a traceback
     (path,) = out.rglob("*.json")
     assert {r.backend: r.status for r in load_run(path).results} == {"torch-eager": "ok", "broken": "failed"}
+
+
+def test_the_installed_plugin_loads_itself_and_stays_inert_without_opbench_cases(pytester, tmp_path: Path):
+    """A user's repository needs no conftest: the pytest11 entry point loads the plugin; a session that collects
+    no opbench case installs no signal handler and writes no file."""
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    pytester.makepyfile(
+        test_probe="""
+import signal
+
+def test_probe(pytestconfig):
+    assert pytestconfig.pluginmanager.has_plugin("opbench.pytest_plugin")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert not (Path(pytester.path) / "device_results").exists()
+    assert not (Path(pytester.path) / ".opbench_cache").exists()

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from builders import all_results, device, make_run, result, write
+from builders import all_results, device, in_window, make_run, result, write
 from markupsafe import escape
 from torch import nn
 
+from opbench import suite as suite_registry
 from opbench.case import make_case
 from opbench.cli import main
 from opbench.errors import OpbenchError
@@ -22,7 +23,6 @@ from opbench.plan import Plan
 from opbench.report import render
 from opbench.results import Result, Stats
 from opbench.suite import Suite, get_suite, plans, register, suites
-from opbench import suite as suite_registry
 from opbench.suites import obs3_conv_bn
 from opbench.verdict import PartSpec, PartsRule, Threshold
 
@@ -108,6 +108,25 @@ def test_metric_and_cases_tables_carry_numbers_and_case_ids(full_report: Path):
     assert set(comparisons["suite"]) == {"obs1", "obs2", "obs3", "obs4", "models"}
     supporting = comparisons[(comparisons["role"] == "supporting") & (comparisons["suite"] != "models")]
     assert len(supporting) and supporting["value"].notna().all()  # comparisons no rule uses are quantified too
+
+
+def test_each_ratio_says_how_it_was_measured_and_each_threshold_shows_its_margin(tmp_path: Path):
+    obs3 = cases_of("obs3")
+    latency = {"ln_linear": 1.3e-4}
+    members = in_window([latency.get(c.variant, 1.2e-4 if c.variant.startswith("gn_") else 1e-4) for c in obs3])
+    timed = [dataclasses.replace(result(c, "torch-eager", 1e-4), stats=Stats.from_passes(p, window="obs3"))
+             for c, p in zip(obs3, members, strict=True)]  # fmt: skip
+    write(make_run("Paired Host", timed), tmp_path / "paired")
+    write(make_run("Apart Host", [result(c, "torch-eager", 1e-4 * 1.3) for c in obs3]), tmp_path / "apart")
+    out = render([tmp_path], tmp_path / "r" / "index.html", progress=False)
+    comparisons = pd.read_csv(out.parent / "comparisons.csv")
+    measured = comparisons[comparisons["suite"] == "obs3"]
+    by_device = measured.groupby("device")["paired"].agg(set).to_dict()
+    assert by_device == {"Paired Host": {True}, "Apart Host": {False}}
+    html = read(out)
+    assert '<span class="how">paired</span>' in html and '<span class="how">timed apart</span>' in html
+    assert "<code>obs3.ratio</code> = 1.0, margin 2%" in html
+    assert "a normalization that costs under 2% more is not a latency reason" in html  # the margin's reason
 
 
 # ---- partial data ----

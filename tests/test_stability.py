@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
 
-from builders import make_run, result, write
+import pytest
+from builders import all_results, make_run, result, write
 
+from opbench.analysis import stability
 from opbench.cli import main
+from opbench.results import Stats, load_run
+from opbench.stats import Estimate
 from opbench.suite import plans
 
 
@@ -57,3 +63,78 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, capsys):
     assert main(["stability", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "broken.json" in err and "Traceback" not in err
+
+
+def test_two_copies_of_one_run_are_compared_with_a_note(tmp_path: Path, capsys):
+    first = obs3_run(1.3, tmp_path / "a", "2026-01-01T00:00:00+00:00")
+    (tmp_path / "b").mkdir()
+    shutil.copy(first, tmp_path / "b" / first.name)
+    assert main(["stability", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    captured = capsys.readouterr()
+    assert "copies of one run" in captured.err and "Traceback" not in captured.err
+    assert "1 verdicts over 2 runs: 1 identical in every run (100%)" in captured.out
+    assert "cross-run agreement: 100% of 16 (comparison, pair of runs)" in captured.out
+
+
+def test_a_file_named_twice_is_read_once_with_a_note(tmp_path: Path, capsys):
+    first = obs3_run(1.3, tmp_path / "a", "2026-01-01T00:00:00+00:00")
+    obs3_run(1.3, tmp_path / "b", "2026-01-01T00:10:00+00:00")
+    assert main(["stability", str(first), str(first)]) == 2
+    captured = capsys.readouterr()
+    assert "named more than once" in captured.err and "found 1 among the paths" in captured.err
+    assert main(["stability", str(tmp_path / "a"), str(first), str(tmp_path / "b")]) == 0
+    captured = capsys.readouterr()
+    assert "named more than once" in captured.err and "over 2 runs" in captured.out
+
+
+def test_runs_with_nothing_in_common_say_so(tmp_path: Path, capsys):
+    obs3_run(1.3, tmp_path, "2026-01-01T00:00:00+00:00")
+    obs1 = make_run("Host", all_results("torch-eager", keys=("obs1",)))
+    obs1.created = "2026-01-01T00:10:00+00:00"
+    write(obs1, tmp_path)
+    assert main(["stability", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "0 verdicts over 2 runs" in out and "2 verdict(s) measured in some runs only" in out
+    assert "no verdict was measured in every run" in out
+    assert "cross-run agreement: no comparison with an interval was measured in two runs" in out
+
+
+def test_runs_without_any_verdict_or_comparison_are_a_clear_error(tmp_path: Path, capsys):
+    for created in ("2026-01-01T00:00:00+00:00", "2026-01-01T00:10:00+00:00"):
+        run = make_run("Host", all_results("torch-eager", keys=("overhead",)))  # a subset run: no rule there
+        run.created = created
+        write(run, tmp_path)
+    assert main(["stability", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "measured a verdict or a comparison" in err and "Traceback" not in err and "KeyError" not in err
+
+
+def test_agreement_counts_the_comparisons_whose_runs_differ_beyond_their_intervals(tmp_path: Path):
+    """Run 2 is run 1's samples again; run 3 has LN-Linear 0.8 / 1.3 times as fast: its 8 LN-Linear comparisons
+    differ from the other runs' far beyond their intervals, its 8 GN-Conv comparisons not at all."""
+    first = load_run(obs3_run(1.3, tmp_path / "a", "2026-01-01T00:00:00+00:00"))
+
+    def again(created: str, ln_factor: float) -> None:
+        results = [
+            dataclasses.replace(r, stats=Stats.from_passes([[x * ln_factor for x in p] for p in r.stats.passes_s]))
+            if r.variant == "ln_linear" else r
+            for r in first.results
+        ]  # fmt: skip
+        run = make_run("Host", results)
+        run.created = created
+        write(run, tmp_path / "b")
+
+    again("2026-01-01T00:10:00+00:00", 1.0)
+    again("2026-01-01T00:20:00+00:00", 0.8 / 1.3)
+    runs = stability.load([tmp_path / "a", tmp_path / "b"])
+    _, summary = stability.table(runs)
+    assert summary.pairs == 3 * 16 and summary.agreement == pytest.approx((16 + 8 + 8) / 48)
+    assert 0 < summary.median_width < 0.1 and summary.flips == 1
+
+
+def test_two_ratios_agree_when_their_difference_lies_within_the_combined_interval():
+    a = Estimate(1.10, 1.09, 1.11)
+    assert stability.agrees(a, Estimate(1.11, 1.10, 1.12))  # 0.9% apart; half-widths 0.9% each: 1.3% combined
+    assert not stability.agrees(a, Estimate(1.12, 1.11, 1.13))  # 1.8% apart
+    assert stability.agrees(Estimate(1.12, 1.11, 1.13), a) is False  # symmetric
+    assert stability.width(Estimate(1.0, 0.98, 1.01)) == pytest.approx(1.01 / 0.98 - 1)

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from torch import nn
 
+import opbench
 from opbench.cli import main
+from opbench.errors import OpbenchError
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -61,6 +64,19 @@ def pytest_args(*extra: str) -> list[str]:
             f"--opbench-backends={BACKENDS}", *extra]  # fmt: skip
 
 
+def test_a_user_threshold_carries_a_margin_and_a_bad_margin_is_refused():
+    bench = opbench.define_suite("margins", "Margins")
+    a, b = (bench.case(v, nn.Identity, (1, 4)) for v in ("a", "b"))
+    bench.compare("b / a", a, b, holds_below=1.2)
+    bench.compare("a / b", b, a, holds_above=0.5, margin=0.1)
+    default, given = (p.threshold for p in bench.parts)
+    assert default.margin == 0.02 and "default" in default.margin_reason
+    assert given.margin == 0.1 and given.margin_reason
+    for bad in (-0.01, float("nan"), float("inf"), "2%"):
+        with pytest.raises(OpbenchError, match="margin"):
+            bench.compare("bad", a, b, holds_below=1.2, margin=bad)
+
+
 def test_a_user_case_module_is_smoke_run_timed_and_judged_by_the_report(tmp_path: Path):
     project = user_project(tmp_path)
     smoke = run(pytest_args("--benchmark-disable"), project)
@@ -101,7 +117,7 @@ RENDER = "from opbench.report import render; render(suite_files=[{path!r}], prog
 def test_readme_worked_example_runs_as_written(tmp_path: Path):
     project = user_project(tmp_path)
     commands = readme_example()[1]
-    assert [c.split()[:2] for c in commands] == [["pytest", "-p"], ["opbench", "profile"]]
+    assert [c.split()[:2] for c in commands] == [["pytest", "--benchmark-only"], ["opbench", "profile"]]
     for command in commands:
         done = run(command.split(), project)
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"

@@ -11,7 +11,7 @@ from builders import MACS, in_passes, measured, samples
 from opbench import stats
 from opbench.stats import Estimate
 from opbench.suite import get_suite, plans, suites
-from opbench.verdict import Evidence, Measured, Target, decide, fmt
+from opbench.verdict import STATUS_LABELS, Evidence, Measured, Target, Threshold, decide, fmt, share
 
 TORCH = Target("host", "torch-eager", "Host")
 ORT = Target("host", "ort-cpu", "Host")
@@ -26,6 +26,11 @@ def judge(key: str, data: dict, target: Target = TORCH):
 def verdicts(key: str, by_target: dict):
     """The suite's rule on constructed data, through the one interface the report uses."""
     return get_suite(key).rule.verdicts(key, plans("default", [key])[key], Evidence(by_target))
+
+
+def at(value: float, margin: float = 0.0) -> Threshold:
+    """A constructed threshold (no margin unless given)."""
+    return Threshold("constructed", value, "a constructed threshold", margin)
 
 
 def threshold(key: str, name: str) -> float:
@@ -63,18 +68,18 @@ def test_of_medians_without_samples_is_a_point_estimate():
 
 
 def test_decide_straddles_and_sides():
-    assert decide(Estimate(1.5, 1.2, 1.8), 1.0, "above") == "holds"
-    assert decide(Estimate(0.8, 0.7, 0.9), 1.0, "above") == "does_not_hold"
-    assert decide(Estimate(1.05, 0.95, 1.15), 1.0, "above") == "inconclusive"
-    assert decide(Estimate(1.5, 1.2, 1.8), 2.0, "below") == "holds"
-    assert decide(None, 1.0, "above") == "not_measured"
+    assert decide(Estimate(1.5, 1.2, 1.8), at(1.0), "above") == "holds"
+    assert decide(Estimate(0.8, 0.7, 0.9), at(1.0), "above") == "does_not_hold"
+    assert decide(Estimate(1.05, 0.95, 1.15), at(1.0), "above") == "inconclusive"
+    assert decide(Estimate(1.5, 1.2, 1.8), at(2.0), "below") == "holds"
+    assert decide(None, at(1.0), "above") == "not_measured"
 
 
 def test_decide_apart_is_a_factor_either_way():
-    assert decide(Estimate(1.3, 1.2, 1.4), 1.1, "apart") == "holds"
-    assert decide(Estimate(0.7, 0.6, 0.8), 1.1, "apart") == "holds"
-    assert decide(Estimate(1.02, 0.98, 1.05), 1.1, "apart") == "does_not_hold"
-    assert decide(Estimate(1.1, 1.0, 1.2), 1.1, "apart") == "inconclusive"
+    assert decide(Estimate(1.3, 1.2, 1.4), at(1.1), "apart") == "holds"
+    assert decide(Estimate(0.7, 0.6, 0.8), at(1.1), "apart") == "holds"
+    assert decide(Estimate(1.02, 0.98, 1.05), at(1.1), "apart") == "does_not_hold"
+    assert decide(Estimate(1.1, 1.0, 1.2), at(1.1), "apart") == "inconclusive"
 
 
 # ---- Obs 1: large-kernel embedding slower per MAC ----
@@ -210,9 +215,9 @@ def test_a_drifting_pair_is_inconclusive_because_its_passes_disagree():
 
 
 def test_disagreeing_passes_overrule_a_clear_interval_and_one_pass_changes_nothing():
-    assert decide(Estimate(1.5, 1.2, 1.8, passes=(1.6, 1.4)), 1.0, "above") == "holds"
-    assert decide(Estimate(1.5, 1.2, 1.8, passes=(1.6, 0.9)), 1.0, "above") == "inconclusive"
-    assert decide(Estimate(1.5, 1.2, 1.8), 1.0, "above") == "holds"
+    assert decide(Estimate(1.5, 1.2, 1.8, passes=(1.6, 1.4)), at(1.0), "above") == "holds"
+    assert decide(Estimate(1.5, 1.2, 1.8, passes=(1.6, 0.9)), at(1.0), "above") == "inconclusive"
+    assert decide(Estimate(1.5, 1.2, 1.8), at(1.0), "above") == "holds"
 
 
 def test_passes_of_different_runs_do_not_line_up():
@@ -244,6 +249,54 @@ def test_obs3_does_not_hold_when_ln_linear_is_faster():
 def test_obs3_straddling_is_inconclusive():
     v = judge("obs3", measured("obs3", obs3_latency(1.3, 1.0), spread=0.3))
     assert v.status == "inconclusive", v.explanation
+
+
+def test_obs3_inside_the_margin_is_inconclusive_at_the_threshold():
+    v = judge("obs3", measured("obs3", obs3_latency(1.005, 1.005), spread=0.002, passes=3))
+    assert v.status == "at_threshold" and v.status_label == "inconclusive: at the threshold", v.explanation
+    assert [p.status for p in v.parts] == ["at_threshold"] * 2
+    assert "at the threshold" in v.explanation and "needs to be above 1 (margin 2%)" in v.explanation
+
+
+# ---- margins: a side is decided only beyond the threshold's band ----
+
+
+def test_a_margin_decides_only_beyond_its_band_and_an_interval_inside_it_is_at_the_threshold():
+    t = at(1.0, margin=0.02)  # band [0.980, 1.020]
+    assert decide(Estimate(1.03, 1.021, 1.04), t, "above") == "holds"
+    assert decide(Estimate(1.01, 1.005, 1.015), t, "above") == "at_threshold"  # just inside the band
+    assert decide(Estimate(1.01, 1.005, 1.015), at(1.0), "above") == "holds"  # which no margin would call
+    assert decide(Estimate(1.02, 1.01, 1.03), t, "above") == "inconclusive"  # straddles an edge of the band
+    assert decide(Estimate(0.985, 0.981, 0.99), t, "above") == "at_threshold"
+    assert decide(Estimate(0.97, 0.965, 0.979), t, "above") == "does_not_hold"
+    assert decide(Estimate(0.97, 0.965, 0.979), t, "below") == "holds"
+    assert decide(Estimate(1.01), t, "below") == "at_threshold"  # a point estimate decides by its value
+    assert STATUS_LABELS["at_threshold"] == "inconclusive: at the threshold"
+
+
+def test_a_margin_bands_both_thresholds_of_apart():
+    t = at(1.1, margin=0.02)  # bands [1.078, 1.122] and [0.891, 0.928]
+    assert decide(Estimate(1.13, 1.125, 1.14), t, "apart") == "holds"
+    assert decide(Estimate(1.1, 1.09, 1.11), t, "apart") == "at_threshold"
+    assert decide(Estimate(0.91, 0.905, 0.915), t, "apart") == "at_threshold"
+    assert decide(Estimate(1.05, 1.0, 1.07), t, "apart") == "does_not_hold"
+    assert decide(Estimate(1.08, 1.06, 1.1), t, "apart") == "inconclusive"
+
+
+def test_a_share_threshold_decides_as_the_ratio_it_stands_for():
+    t = at(0.05, margin=0.01)
+    low, high = t.band("share")
+    assert low == pytest.approx(0.0405, abs=1e-4) and high == pytest.approx(0.0594, abs=1e-4)
+    as_ratio = dataclasses.replace(t, value=1 / 0.95)
+    for e in (Estimate(1.05, 1.045, 1.055), Estimate(1.1, 1.07, 1.12), Estimate(1.03, 1.02, 1.04)):
+        assert decide(share(e), t, "above", "share") == decide(e, as_ratio, "above")
+    assert decide(share(Estimate(1.0526, 1.046, 1.06)), t, "above", "share") == "at_threshold"
+
+
+def test_every_built_in_threshold_states_its_margin_and_why():
+    for suite in suites().values():
+        for t in suite.thresholds:
+            assert t.margin > 0 and len(t.margin_reason) > 40, t.key
 
 
 # ---- Obs 4: across (device, backend) pairs ----

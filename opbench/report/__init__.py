@@ -23,9 +23,13 @@ from opbench.report import build as building
 from opbench.report import extras as extra_views
 from opbench.report import figures
 from opbench.results import DEFAULT_DIR
-from opbench.verdict import STATUS_LABELS, STATUS_MARK, Row, Verdict, fmt, passes_text
+from opbench.verdict import STATUS_LABELS, STATUS_MARK, Row, Verdict, fmt, measured_as, passes_text
 
 DEFAULT_OUT = Path("reports/index.html")
+HOW = {  # what each way of measuring a ratio means, for the page
+    "paired": "paired: both cases timed round by round in one window, the ratio of each round's two calls",
+    "timed apart": "timed apart: each case in its own window, the ratio of their latencies",
+}
 CSV_TABLES = {
     "results.csv": building.results_table,
     "verdicts.csv": building.verdicts_table,
@@ -106,8 +110,9 @@ def _cell_keys(v, t, across: bool) -> list[str]:
     if across:
         return [v.by_target.get(t, "not measured")]
     if len(v.parts) > 1:
-        return [f"{p.name}: {fmt(p.estimate, p.unit, p.point_only)}" for p in v.parts]
-    return [v.key_text]
+        return [f"{p.name}: {fmt(p.estimate, p.unit, p.point_only)} {measured_as(p.estimate, p.point_only)}".strip()
+                for p in v.parts]  # fmt: skip
+    return [f"{v.key_text} {v.key_how}".strip()]
 
 
 def _passes_view(v: Verdict | None) -> dict:
@@ -120,15 +125,18 @@ def _passes_view(v: Verdict | None) -> dict:
 
 def _row_view(row: Row | None) -> dict:
     if row is None:
-        return {"text": "-", "status": "", "mark": "", "title": ""}
+        return {"text": "-", "how": "", "status": "", "mark": "", "title": ""}
     if row.estimate is None:
-        return {"text": "missing", "status": "not_measured", "mark": "", "title": "; ".join(row.missing)}
+        return {"text": "missing", "how": "", "status": "not_measured", "mark": "", "title": "; ".join(row.missing)}
     status = row.status or ""
+    how = measured_as(row.estimate, row.point_only)
     return {
         "text": fmt(row.estimate, point_only=row.point_only),
+        "how": how,
         "status": status,
         "mark": STATUS_MARK.get(status, ""),
-        "title": f"{STATUS_LABELS.get(status, 'supporting evidence')}; {row.candidate} / {row.baseline}",
+        "title": f"{STATUS_LABELS.get(status, 'supporting evidence')}; {row.candidate} / {row.baseline}"
+        + (f"; {HOW[how]}" if how else ""),
     }
 
 

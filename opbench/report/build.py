@@ -142,6 +142,7 @@ def _measured(result: Result, run_id: str) -> Measured:
         median_s=result.stats.median_s if result.stats else None,
         macs=result.macs,
         run_id=run_id,
+        window=result.stats.window if result.stats else None,
     )
 
 
@@ -358,6 +359,7 @@ def comparisons_table(report: Report) -> pd.DataFrame:
                     "candidate": row.candidate,
                     **_est_columns("value", row.estimate),
                     "point_estimate": row.point_only if row.estimate else None,
+                    "paired": row.estimate.paired if row.estimate else None,
                     "status": row.status or "",
                     "missing": "; ".join(row.missing),
                 }

@@ -77,6 +77,11 @@ DIFFERENCE = Threshold(
     "pairs by more than this factor, the 95% interval of that difference included, or when two activations swap "
     "order with disjoint intervals on both pairs. It does not hold when every such difference stays within this "
     "factor, interval included.",
+    margin=0.02,
+    margin_reason=(
+        "A factor of 1.1 between two pairs is the smallest dependence the claim means; a factor within 2% of it "
+        "(1.078-1.122) is too close to call either way."
+    ),
 )
 
 
@@ -94,11 +99,11 @@ class DependenceRule(Rule):
 
     text = (
         "The claim is about dependence, so the verdict compares (device, backend) pairs. On each pair, each "
-        "activation's latency relative to ReLU (alone, geometric mean over the stage shapes) is estimated. Holds "
-        "when some activation's ratio differs between two pairs by more than 1.1x with the 95% interval of that "
-        "difference wholly beyond 1.1x, or when two activations swap order between two pairs with disjoint intervals "
-        "on both. Does not hold when every activation agrees within 1.1x between every two pairs, interval included. "
-        "With a single pair it needs another backend and is inconclusive. The activations inside the MLP are "
+        "activation's latency relative to ReLU (alone, geometric mean over the stage shapes) is estimated. Holds when "
+        "some activation's ratio differs between two pairs by more than 1.1x with the 95% interval of that difference "
+        "wholly beyond 1.1x by its margin of 2%, or when two activations swap order between two pairs with disjoint "
+        "intervals on both. Does not hold when every activation agrees within 1.1x between every two pairs, interval "
+        "included. With a single pair it needs another backend and is inconclusive. The activations inside the MLP are "
         "supporting evidence."
     )
     across_targets = True
@@ -163,10 +168,15 @@ class DependenceRule(Rule):
 
     @staticmethod
     def combine(statuses: list[str]) -> str:
-        """Holds when some difference holds; does not hold when every one does not; else inconclusive."""
+        """Holds when some difference holds; does not hold when every one does not; at the threshold when every
+        other one lies inside the threshold's band; else inconclusive."""
         if "holds" in statuses:
             return "holds"
-        return "does_not_hold" if statuses and all(s == "does_not_hold" for s in statuses) else "inconclusive"
+        if statuses and all(s == "does_not_hold" for s in statuses):
+            return "does_not_hold"
+        if statuses and all(s in ("does_not_hold", "at_threshold") for s in statuses):
+            return "at_threshold"
+        return "inconclusive"
 
     @staticmethod
     def _difference(act: str, t: Target, u: Target, ratios: dict, evidence: Evidence) -> Part:
@@ -180,7 +190,7 @@ class DependenceRule(Rule):
             [1 / n_hi] * n_hi + [-1 / n_lo] * n_lo,
         )
         label = f"{act} / ReLU, {t_hi.label} over {t_lo.label}"
-        status = decide(apart, DIFFERENCE.value, "apart")
+        status = decide(apart, DIFFERENCE, "apart")
         point_only = hi.point_only or lo.point_only
         return Part(f"{act}: {t_hi.label} vs {t_lo.label}", label, DIFFERENCE, "apart", apart, status, [], point_only)
 
@@ -213,6 +223,13 @@ class DependenceRule(Rule):
                 f"Holds across {n} (device, backend) pairs: " + "; ".join(found + reversals[:3])
                 + (f"; and {more} more" if more > 0 else "") + f" (a difference must exceed {threshold:g}x)."
             )  # fmt: skip
+        if status == "at_threshold":
+            return (
+                f"Inconclusive across {n} (device, backend) pairs, at the threshold: no activation's ratio to ReLU "
+                f"is shown to differ by more than {threshold:g}x, and the differences not shown to be smaller lie "
+                f"inside the band of {DIFFERENCE.margin:.0%} around it"
+                + (f"; the largest is {largest}." if key else ".")
+            )
         if status == "does_not_hold":
             return (
                 f"Does not hold across {n} (device, backend) pairs: every activation's ratio to ReLU agrees within "

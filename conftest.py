@@ -1,1 +1,0 @@
-pytest_plugins = ["opbench.pytest_plugin"]
