@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from opbench.errors import BrokenCase, first_line
+from opbench.errors import BrokenCase, error_line
 
 SEED = 0
 BYTES_PER_ELEMENT = 4  # float32, the protocol's precision
@@ -60,7 +60,7 @@ class Case:
         try:
             module = self.factory()
         except Exception as exc:
-            raise BrokenCase(f"case {self.id}: its factory raised {first_line(exc)}") from exc
+            raise BrokenCase(f"case {self.id}: its factory raised {error_line(exc)}") from exc
         if not isinstance(module, nn.Module):
             raise BrokenCase(f"case {self.id}: its factory returned a {type(module).__name__}, not a torch.nn.Module")
         generator = torch.Generator().manual_seed(SEED)
@@ -112,12 +112,12 @@ class Case:
         except BrokenCase as exc:
             return exc
         except Exception as exc:
-            return BrokenCase(f"case {self.id}: no input of shape {shape} ({first_line(exc)})")
+            return BrokenCase(f"case {self.id}: no input of shape {shape} ({error_line(exc)})")
         try:
             with torch.inference_mode(), counter:
                 out = module(x)
         except Exception as exc:
-            return BrokenCase(f"case {self.id}: the module rejects its input {shape} ({first_line(exc)})")
+            return BrokenCase(f"case {self.id}: the module rejects its input {shape} ({error_line(exc)})")
         if not isinstance(out, torch.Tensor):
             return BrokenCase(f"case {self.id}: the module returns a {type(out).__name__}; opbench needs one tensor")
         weights = sum(t.numel() for t in module.parameters()) + sum(t.numel() for t in module.buffers())

@@ -1,5 +1,9 @@
 """The errors a user can cause. The CLI prints them without a traceback and exits non-zero."""
 
+import re
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # terminal colours (exporters colour their messages)
+
 
 class OpbenchError(Exception):
     """Bad input: an unknown case, backend or option, a malformed result file. The message says what to do."""
@@ -23,11 +27,17 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def first_line(exc: BaseException) -> str:
-    """'TypeName: the first line of the message': a reason that fits on one line (tracebacks and exporters' messages
-    run to many)."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+def first_line(text: str, limit: int = 300) -> str:
+    """The first line of a message, without terminal colours, at most `limit` characters: where a reason must fit
+    one line (a table cell, a one-line error), exporters' pages of traceback are cut to the line that says what."""
+    lines = ANSI.sub("", text).strip().splitlines()
+    return lines[0].strip()[:limit] if lines else ""
+
+
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """'TypeName: the first line of its message' (just 'TypeName' when it has none)."""
+    message = first_line(str(exc), limit)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 class ProfilerUnavailable(OpbenchError):

@@ -24,7 +24,7 @@ from opbench import __version__
 from opbench.backends import ExportFormat
 from opbench.cache import Artifact, ArtifactCache
 from opbench.case import Case
-from opbench.errors import OpbenchError, UnsupportedCase
+from opbench.errors import OpbenchError, UnsupportedCase, error_text, first_line
 from opbench.files import atomic_write_text, csv_text, ensure_folder, read_json, remove, temp_beside, tree_sha256
 
 MANIFEST_SCHEMA = "opbench-export/1"
@@ -61,7 +61,7 @@ def export_cases(
         entries.append(entry)
         line = f"[{index}/{len(cases)}] {case.id} {how} ({time.perf_counter() - start:.1f} s)"
         if entry["reason"]:
-            line += ": " + entry["reason"].strip().splitlines()[0][:160]
+            line += ": " + first_line(entry["reason"], 160)
         print(line, file=log, flush=True)
     # packages of an earlier export to this folder that this one does not list
     current = {e["file"] for e in entries}
@@ -142,7 +142,7 @@ def _artifact_info(case: Case, artifact: Artifact, fmt: ExportFormat) -> dict:
     try:
         io = fmt.describe(artifact.path)
     except Exception as exc:  # a package the converter wrote but its own reader rejects is not usable
-        raise UnsupportedCase(f"written but cannot be read back: {type(exc).__name__}: {exc}") from exc
+        raise UnsupportedCase(f"written but cannot be read back: {error_text(exc)}") from exc
     costs = case.costs
     info = {**io, "macs": costs.macs, "param_count": costs.param_count}
     atomic_write_text(sidecar, json.dumps(info))

@@ -22,6 +22,7 @@ from opbench.case import Case
 from opbench.errors import OpbenchError
 from opbench.export import DEFAULT_OUT, FILL_COLUMNS, MANIFEST, TEMPLATE_COLUMNS, load_manifest
 from opbench.files import read_json, short, tree_sha256
+from opbench.options import is_positive_finite
 from opbench.results import DEFAULT_DIR, Device, Result, Stats, new_run, slugify, validate, write_run
 from opbench.suite import select_cases
 
@@ -274,7 +275,7 @@ def _milliseconds(text: str, column: str, where: str, problems: Problems) -> flo
         hint = "; use a dot as decimal separator" if re.fullmatch(r"\d+,\d+", text) else ""
         problems.add(where, f"{column} {text!r} is not a number{hint}")
         return None
-    if not math.isfinite(value) or value <= 0:
+    if not is_positive_finite(value):
         problems.add(where, f"{column} {text!r} must be a positive number of milliseconds")
         return None
     return value

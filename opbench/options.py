@@ -30,3 +30,23 @@ def positive_finite(value: float, option: str, unit: str = "") -> float:
         what = f" of {unit}" if unit else ""
         raise OpbenchError(f"{option} must be a positive finite number{what}, got {value}")
     return value
+
+
+MAX_INPUT_MIB = 256  # a float32 input above this heads for the OOM killer once a model's activations are added
+
+
+def input_shape(text: str, option: str = "--input") -> tuple[int, ...]:
+    """'1x3x224x224' -> (1, 3, 224, 224); an empty shape, or a float32 input above MAX_INPUT_MIB, is refused before
+    anything is built."""
+    try:
+        shape = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise OpbenchError(f"{option} {text!r} is not a shape like 1x3x224x224 (positive integers joined by 'x')")
+    mib = math.prod(shape) * 4 / 2**20
+    if mib > MAX_INPUT_MIB:
+        raise OpbenchError(
+            f"{option} {text} is a {mib:,.0f} MiB float32 input; inputs up to {MAX_INPUT_MIB} MiB are measured"
+        )
+    return shape

@@ -4,10 +4,15 @@ result file per run.
 Timing is pytest-benchmark's; this plugin only chooses what to time, checks it first (opbench.measure.path),
 labels it (group, extra_info, machine info) and writes what was measured to device_results/.
 
-Passes (--opbench-passes N): every (case, backend) runs N times, in interleaved order: pass 1 of every selected
-(case, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh by pytest-benchmark, and
-the samples of every pass land in one Result. Within a pass the two sides of each comparison run back to back
-(Plan.run_order, per backend), reversed in every other pass, so each side goes first as often as the other.
+Groups (opbench.measure.order): the cases a suite compares form a group, timed together: one item per (group,
+backend, pass) times its members round-robin in one window, call by call (opbench.measure.window), and each member's
+samples land in its own Result, with the window's name. A case in no comparison is a group of one: its item per
+(case, backend, pass) is timed by pytest-benchmark's own calibrated loop, as before groups.
+
+Passes (--opbench-passes N): every (group, backend) runs N times, in interleaved order: pass 1 of every selected
+(group, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh, and the samples of every
+pass land in one Result per case. Within a pass the groups run in Plan.run_order (per backend), reversed in every
+other pass.
 A case is prepared (exported, compiled, checked) in its first pass, kept loaded until its last and profiled after it.
 A suite with a case over KEEP_PARAMS parameters (whole models) runs its passes backend by backend instead, after the
 interleaved suites: seven backends' copies of every zoo model, all held until their last pass, took 22 GB, and
@@ -34,9 +39,10 @@ from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
 from opbench.files import check_folder
-from opbench.measure import allocator
+from opbench.measure import allocator, window
 from opbench.measure import path as measuring
 from opbench.measure.export_ahead import Job, export_ahead
+from opbench.measure.order import Group, groups
 from opbench.measure.profile_pass import profile_pass
 from opbench.results import (
     DEFAULT_DIR,
@@ -51,7 +57,7 @@ from opbench.results import (
     write_run,
 )  # fmt: skip
 from opbench.shapes import GRIDS
-from opbench.suite import builtin_suites, get_suite, parse_suites, select_cases
+from opbench.suite import builtin_suites, floor_case, get_suite, parse_suites, select_cases
 
 STATE = pytest.StashKey["RunState"]()
 EXPORT_WORKERS = 4  # the default's cap: a worker lowering a large model takes several GB
@@ -72,6 +78,7 @@ class RunState:
     results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
     samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
     prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # between a case's passes
+    call_costs: dict[str, float | None] = field(default_factory=dict)  # backend -> what timing one call costs
     journal: Journal | None = None  # the run written as it goes, so a killed run keeps what it finished
     unavailable: dict[str, str] = field(default_factory=dict)
     software: dict[str, str] = field(default_factory=dict)
@@ -93,6 +100,16 @@ class RunState:
             self.journal.append(result)
         except JournalError as exc:  # a full disk: timing more would lose more
             pytest.exit(str(exc), returncode=pytest.ExitCode.TESTS_FAILED)
+
+    def call_cost(self, backend: Backend) -> float:
+        """What timing one call costs on the backend (window.floor_cost on the floor case, once per run and backend;
+        0 without a floor), recorded in the protocol."""
+        if backend.name not in self.call_costs:
+            floor = floor_case(self.grid)
+            cost = window.floor_cost(floor, backend, self.config) if floor else None
+            self.call_costs[backend.name] = cost
+            self.protocol.setdefault("call_cost_s", {})[backend.name] = None if cost is None else float(f"{cost:.3g}")
+        return self.call_costs[backend.name] or 0.0
 
     def runnable_backends(self) -> list[str]:
         """The backends to parametrize over. Checked when the first case module is collected, not at startup
@@ -188,8 +205,9 @@ def _timing(config: pytest.Config) -> bool:
 
 
 ORDER = (
-    "interleaved passes; a comparison's sides back to back; every other pass reversed; suites with a case over "
-    f"{KEEP_PARAMS // 1_000_000}M parameters last, their passes interleaved within each backend"
+    "interleaved passes; a comparison group's members round-robin in one window, call by call; every other pass "
+    f"reversed; suites with a case over {KEEP_PARAMS // 1_000_000}M parameters last, their passes interleaved within "
+    "each backend"
 )
 
 
@@ -202,6 +220,11 @@ def timing_protocol(config: pytest.Config) -> dict:
         "timer": "time.perf_counter",
         "passes": config.getoption("opbench_passes") if _timing(config) else 1,
         "order": ORDER,
+        "window": {
+            "round_order": "rotated every two rounds, every other round reversed",
+            "max_rounds": window.MAX_ROUNDS,
+            "call_cost_subtracted_above_s": window.COST_KEPT_S,
+        },  # fmt: skip
         "allocator": allocator.configuration(),
     }
     for option, kind in (("warmup", str), ("warmup_iterations", int), ("min_rounds", int), ("min_time", float),
@@ -235,20 +258,21 @@ def check_options(config: pytest.Config) -> None:
 
 @dataclass(frozen=True)
 class CaseRun:
-    """One pass of one (case, backend) pair of the parametrization; measure() is all a case module calls."""
+    """One pass of one (group, backend) pair of the parametrization; measure() is all a case module calls."""
 
-    case: Case
+    group: Group
     backend: str
     state: RunState = field(repr=False, compare=False)
     pass_index: int = 1  # 1-based
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.case.id, self.backend)
+    def case(self) -> Case:
+        """The first member: where the run order puts the item."""
+        return self.group.members[0]
 
     @property
     def id(self) -> str:
-        return f"{self.case.id}-{self.backend}" + (f"-pass{self.pass_index}" if self.state.passes > 1 else "")
+        return f"{self.group.id}-{self.backend}" + (f"-pass{self.pass_index}" if self.state.passes > 1 else "")
 
     def measure(self, benchmark) -> None:
         try:
@@ -256,54 +280,96 @@ class CaseRun:
         except BackendUnavailable as exc:
             self.state.unavailable[self.backend] = str(exc)
             pytest.skip(str(exc))
-        passes, last = self.state.passes, self.pass_index == self.state.passes
-        benchmark.group = self.case.group
+        self._label(benchmark, backend)
+        self.state.software.update(backend.versions())
+        earlier = [r for c in self.group.members if (r := self.state.results.get((c.id, self.backend))) is not None]
+        gone = {r.case: r for r in earlier if r.status != "ok"}  # unsupported or failed in an earlier pass
+        members = [c for c in self.group.members if c.id not in gone]
+        if not members:
+            pytest.skip(
+                "; ".join(f"{r.status} on {backend.name} in an earlier pass: {r.reason}" for r in gone.values())
+            )
+        outcomes = [
+            self.state.prepared.pop((c.id, self.backend), None) or measuring.prepare(c, backend, self.config(c))
+            for c in members
+        ]
+        checks = {c.id: o.check.to_json() for c, o in zip(members, outcomes, strict=True) if o.check}
+        if checks and len(self.group.members) == 1:
+            benchmark.extra_info["check"] = checks[self.case.id]
+        elif checks:
+            benchmark.extra_info["checks"] = checks
+        outcomes, samples = self._time(members, outcomes, backend, benchmark)
+        for case, outcome, timed in zip(members, outcomes, samples, strict=True):
+            key, last = (case.id, self.backend), self.pass_index == self.state.passes
+            if timed and outcome.status == "ok":
+                self.state.samples.setdefault(key, []).append(timed)
+            if outcome.status == "ok" and not last:
+                self.state.prepared[key] = outcome
+            self.state.record(self._record(case, backend, outcome, last), timed=not benchmark.disabled)
+        problems = {c.id: o for c, o in zip(members, outcomes, strict=True) if o.status != "ok"}
+        if failed := [f"{case}: {o.reason}" for case, o in problems.items() if o.status == "failed"]:
+            pytest.fail(
+                "; ".join(failed) if len(self.group.members) > 1 else problems[self.case.id].reason, pytrace=False
+            )
+        if len(problems) == len(members):
+            pytest.skip("; ".join(f"unsupported on {backend.name}: {o.reason}" for o in problems.values()))
+
+    def _label(self, benchmark, backend: Backend) -> None:
+        """pytest-benchmark's group, name and extra_info of the item: its case, or its group and the members."""
+        passes, members = self.state.passes, self.group.members
+        benchmark.group = " / ".join(dict.fromkeys(c.group for c in members))
         which = f" pass {self.pass_index}/{passes}" if passes > 1 else ""
-        benchmark.name = f"{self.case.id} [{self.backend}]{which}"
+        benchmark.name = f"{self.group.id} [{self.backend}]{which}"
         benchmark.extra_info.update(
             case=self.case.id,
             backend=backend.name,
             threads=self.state.config.threads,
             precision=backend.precision,
-            macs=self.case.macs,
+            macs=sum(c.macs or 0 for c in members),  # a broken member counts none
             **({"pass": self.pass_index} if passes > 1 else {}),
+            **(
+                {"members": [c.id for c in members], "window": self.group.window(self.backend)}
+                if len(members) > 1
+                else {}
+            ),
         )
-        self.state.software.update(backend.versions())
-        earlier = self.state.results.get(self.key)
-        if earlier is not None and earlier.status != "ok":  # unsupported or failed in an earlier pass
-            pytest.skip(f"{earlier.status} on {backend.name} in an earlier pass: {earlier.reason}")
-        outcome = self.state.prepared.pop(self.key, None) or measuring.prepare(self.case, backend, self.config)
-        if outcome.check:
-            benchmark.extra_info["check"] = outcome.check.to_json()
-        if outcome.status == "ok":
-            outcome = measuring.time_pass(outcome, backend, benchmark)
-            if (timed := timed_samples(benchmark)) is not None and outcome.status == "ok":
-                self.state.samples.setdefault(self.key, []).append(timed)
-        if outcome.status == "ok" and not last:
-            self.state.prepared[self.key] = outcome
-        self.state.record(self._record(backend, outcome, last), timed=not benchmark.disabled)
-        if outcome.status == "unsupported":
-            pytest.skip(f"unsupported on {backend.name}: {outcome.reason}")
-        if outcome.status == "failed":
-            pytest.fail(outcome.reason, pytrace=False)
 
-    def _record(self, backend, outcome: measuring.Outcome, last: bool) -> Result:
+    def _time(
+        self, members: list[Case], outcomes: list[measuring.Outcome], backend: Backend, benchmark
+    ) -> tuple[list[measuring.Outcome], list[tuple[list[float], int] | None]]:
+        """A group of one timed by pytest-benchmark's calibrated loop, as before groups; a larger group in one window
+        (window.time_group). Each member's outcome and samples with calls per sample (None: nothing timed)."""
+        if len(self.group.members) == 1:
+            (outcome,) = outcomes
+            if outcome.status != "ok":
+                return outcomes, [None]
+            return [measuring.time_pass(outcome, backend, benchmark)], [timed_samples(benchmark)]
+        cost = 0.0 if benchmark.disabled else self.state.call_cost(backend)
+        outcomes, samples = window.time_group(outcomes, backend, benchmark, cost)
+        if benchmark.disabled:
+            return outcomes, [None] * len(outcomes)
+        benchmark.extra_info["medians_s"] = {
+            c.id: statistics.median(s) for c, s in zip(members, samples, strict=True) if s
+        }
+        return outcomes, [(s, 1) if s else None for s in samples]
+
+    def _record(self, case: Case, backend: Backend, outcome: measuring.Outcome, last: bool) -> Result:
         """The result of every pass so far; a failed case keeps no partial timings; profiled after its last pass,
         against that pass's median."""
-        passes = self.state.samples.get(self.key) if outcome.status == "ok" else None
-        stats = Stats.from_passes([p for p, _ in passes], max(n for _, n in passes)) if passes else None
+        passes = self.state.samples.get((case.id, self.backend)) if outcome.status == "ok" else None
+        grouped = self.group.window(self.backend) if len(self.group.members) > 1 else None
+        stats = Stats.from_passes([p for p, _ in passes], max(n for _, n in passes), grouped) if passes else None
         profiled = None
-        if stats and last and self.profiled:
-            profiled = profile_pass(self.case, backend, self.config, statistics.median(passes[-1][0]))
-        return measuring.to_result(self.case, backend, outcome, self.config, stats, profiled)
+        if stats and last and self.profiled(case):
+            profiled = profile_pass(case, backend, self.config(case), statistics.median(passes[-1][0]))
+        return measuring.to_result(case, backend, outcome, self.config(case), stats, profiled)
 
-    @property
-    def profiled(self) -> bool:
-        return get_suite(self.case.suite).profile
+    @staticmethod
+    def profiled(case: Case) -> bool:
+        return get_suite(case.suite).profile
 
-    @property
-    def config(self) -> RunConfig:
-        return dataclasses.replace(self.state.config, profiled=self.profiled)
+    def config(self, case: Case) -> RunConfig:
+        return dataclasses.replace(self.state.config, profiled=self.profiled(case))
 
 
 def timed_samples(benchmark) -> tuple[list[float], int] | None:
@@ -338,7 +404,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if key not in builtin_suites():  # where a user's suite is defined, so that `opbench report` can judge it
         state.protocol.setdefault("suites", {})[key] = str(Path(metafunc.module.__file__).resolve())
     backends = state.runnable_backends()
-    runs = [CaseRun(c, b, state, k) for k in range(1, state.passes + 1) for c in cases for b in backends]
+    timed = groups(get_suite(key).plan(state.grid), cases)
+    runs = [CaseRun(g, b, state, k) for k in range(1, state.passes + 1) for g in timed for b in backends]
     metafunc.parametrize("opbench_case", runs, ids=[r.id for r in runs], indirect=True)
 
 
@@ -386,7 +453,7 @@ def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
     suites = list(dict.fromkeys(run.case.suite for _, run in runs))
     rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in suites}
     backends = list(dict.fromkeys(run.backend for _, run in runs))
-    by_backend = {run.case.suite for _, run in runs if run.case.param_count > KEEP_PARAMS}
+    by_backend = {run.case.suite for _, run in runs if any(c.param_count > KEEP_PARAMS for c in run.group.members)}
 
     def position(run: CaseRun) -> tuple:
         within = rank[run.case.suite].get(run.case.id, -1) * (1 if run.pass_index % 2 else -1)
@@ -428,12 +495,14 @@ def export_jobs(runs: list[CaseRun]) -> list[Job]:
     """A job per case with the backends that have something to export for it (available ones), largest first."""
     names = dict.fromkeys(run.backend for run in runs)
     backends = {n for n in names if unavailable_reason(n) is None and type(get_backend(n)).export is not Backend.export}
-    by_case: dict[str, list[CaseRun]] = {}
+    by_case: dict[str, tuple[Case, CaseRun, list[str]]] = {}
     for run in runs:
-        if run.backend in backends and run.pass_index == 1 and not run.case.problem:  # a broken case fails in the run
-            by_case.setdefault(run.case.id, []).append(run)
-    largest = sorted(by_case.values(), key=lambda same: -same[0].case.param_count)
-    return [Job(r[0].case.id, r[0].case.suite, tuple(run.backend for run in r), r[0].config) for r in largest]
+        if run.backend in backends and run.pass_index == 1:
+            for case in run.group.members:
+                if not case.problem:  # a broken case fails in the run
+                    by_case.setdefault(case.id, (case, run, []))[2].append(run.backend)
+    largest = sorted(by_case.values(), key=lambda job: -job[0].param_count)
+    return [Job(case.id, case.suite, tuple(names), run.config(case)) for case, run, names in largest]
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

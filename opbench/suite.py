@@ -11,13 +11,13 @@ import fnmatch
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opbench.case import Case
-from opbench.errors import OpbenchError, first_line
+from opbench.errors import OpbenchError, error_line
 from opbench.plan import Plan
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class Suite:
     # pytest-benchmark settings of this suite's cases over the run's, e.g. (("min_rounds", 5),); in the protocol
     timing: tuple[tuple[str, int | float], ...] = ()
     on_request: bool = False  # too long for every run: measured only when named (--opbench-suites) or its cases are
+    floor: str | None = None  # the id of a case whose call does nothing: what timing one call costs is measured on it
 
     def runs_by_default(self, pattern: str | None) -> bool:
         """Whether a run that names no suite measures this one: every suite, except one run on request unless the
@@ -82,40 +83,30 @@ def suites() -> dict[str, Suite]:
     return {**builtin, **{k: s for k, s in _REGISTRY.items() if k not in builtin}}
 
 
-_IMPORTED: dict[Path, list[str]] = {}  # users' case modules imported by import_suite_files -> the keys they added
+def import_suite_files(paths: Sequence[str]) -> None:
+    """Import the case modules a user names (`--suite-file`), so that their `define_suite` calls register their
+    suites. The user asked for each: a file that is missing, does not import or registers no suite is an error."""
+    for path in dict.fromkeys(str(Path(p).resolve()) for p in paths):
+        spec = importlib.util.spec_from_file_location(f"opbench_user_suite_{len(_REGISTRY)}", path)
+        if spec is None or spec.loader is None or not Path(path).is_file():
+            raise OpbenchError(f"--suite-file {path}: no such file (a case module, e.g. benchmarks/test_mine.py)")
+        before = set(suites())
+        try:
+            _run_file(spec, path)
+        except Exception as exc:
+            raise OpbenchError(f"--suite-file {path}: importing it failed ({error_line(exc)})") from exc
+        if set(suites()) == before:
+            raise OpbenchError(
+                f"--suite-file {path} registered no suite (it must call opbench.define_suite(...).register())"
+            )
 
 
-def import_suite_files(paths: Iterable[Path | str]) -> list[str]:
-    """Import the case modules of users' suites that the user named (`opbench report --suite-file`), so that their
-    suites are judged; returns the keys they registered. Only an explicit list: a result file says where its
-    suites came from (`protocol.suites`) but never causes an import (a results folder someone sends you must not run
-    their code). OpbenchError naming a file that is missing or fails to import; a file named twice is imported once."""
-    keys: list[str] = []
-    for path in (Path(p).resolve() for p in paths):
-        if path not in _IMPORTED:
-            _IMPORTED[path] = _import_file(path)
-        keys += _IMPORTED[path]
-    return keys
-
-
-def _import_file(path: Path) -> list[str]:
-    if not path.is_file():
-        raise OpbenchError(f"suite file {path}: no such file")
-    before = set(suites())
-    spec = importlib.util.spec_from_file_location(f"opbench_user_suite_{len(_IMPORTED)}_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise OpbenchError(f"suite file {path}: not a Python module")
-    sys.path.insert(0, str(path.parent))  # the module may import its neighbours, as under pytest
+def _run_file(spec, path: str) -> None:
+    sys.path.insert(0, str(Path(path).parent))  # the module may import its neighbours, as under pytest
     try:
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
-    except Exception as exc:
-        raise OpbenchError(f"suite file {path}: importing it failed ({first_line(exc)})") from exc
     finally:
-        sys.path.remove(str(path.parent))
-    added = [key for key in suites() if key not in before]
-    if not added:
-        raise OpbenchError(f"suite file {path} registered no suite (a case module sets SUITE = bench.register())")
-    return added
+        sys.path.remove(str(Path(path).parent))
 
 
 def get_suite(key: str) -> Suite:
@@ -141,6 +132,15 @@ def parse_suites(spec: str | Sequence[str] | None) -> list[str] | None:
 
 def plans(grid: str = "default", keys: Sequence[str] | None = None) -> dict[str, Plan]:
     return {key: get_suite(key).plan(grid) for key in (keys if keys is not None else suites())}
+
+
+def floor_case(grid: str = "default") -> Case | None:
+    """The first registered suite's floor case (Suite.floor), whichever suites a run selects; None without one."""
+    for suite in suites().values():
+        found = [c for c in suite.plan(grid).cases if c.id == suite.floor] if suite.floor else []
+        if found:
+            return found[0]
+    return None
 
 
 def select_cases(grid: str = "default", keys: Sequence[str] | None = None, pattern: str | None = None) -> list[Case]:

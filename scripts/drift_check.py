@@ -1,19 +1,22 @@
 """Drift check: how much does this machine's speed wander, and could a comparison's verdict be steady here?
 
-A verdict compares two cases timed a few tenths of a second apart (the two sides of a comparison, back to back in
-each pass). On a machine whose speed steps between tenths of a second (a VM sharing its host), the two sides see
-different machines, and no number of samples within a pass removes that. This script measures it, on one backend:
+Before comparison groups, a verdict compared two cases timed a few tenths of a second apart (the two sides of a
+comparison, back to back in each pass). On a machine whose speed steps between tenths of a second (a VM sharing its
+host), the two sides see different machines, and no number of samples within a pass removes that; so a comparison's
+cases are now timed together, round-robin in one window (opbench.measure.window). This script measures both ways, on
+one backend:
 
   drift      one case called for SECONDS: the median of every BLOCK_S block of calls (what one pass of the suite
              sees), their spread (5th to 95th percentile, against the overall median) and how far apart two
              consecutive blocks are (the median and 90th percentile of |ratio - 1|)
   pair       the two sides of a comparison (default: Obs 2's reshape share, the Meta3D stage with reshapes against
              the one without), REPEATS times each way, the same number of calls: in blocks (BLOCK_S of one side, then
-             of the other: how a pass times them) and interleaved call by call (A B B A A B ...); the spread of the
-             ratio of medians over the repeats, each way
+             of the other: how a pass timed them before groups) and paired, round-robin call by call in the order a
+             group's window uses (opbench.measure.order.round_orders: A B, B A, B A, A B ...); the spread of the ratio
+             of medians over the repeats, each way
 
-The pair's spread in blocks is what a single pass of a verdict near its threshold can move by on this machine; a
-verdict whose effect lies within a few times that of its threshold cannot be the same in every run here. Run:
+The pair's spread in blocks is what a single pass of a verdict near its threshold could move by on this machine when
+each side was timed in its own block; the paired spread is what it moves by now. Run:
 make drift-check (about a minute). Not a test: timings belong to benchmarks.
 """
 
@@ -29,6 +32,7 @@ import numpy as np
 from opbench.backends import RunConfig, get_backend
 from opbench.cache import ArtifactCache
 from opbench.errors import OpbenchError
+from opbench.measure.order import round_orders
 from opbench.measure.path import prepare
 from opbench.suite import select_cases
 
@@ -78,16 +82,17 @@ def drift(call: Callable[[], float]) -> str:
 
 def pair(first: Callable[[], float], second: Callable[[], float]) -> str:
     calls = max(1, round(BLOCK_S / float(np.median([first() for _ in range(5)]))))
-    ratios: dict[str, list[float]] = {"in blocks": [], "interleaved": []}
-    for repeat in range(REPEATS):
+    ratios: dict[str, list[float]] = {"in blocks": [], "paired": []}
+    sides = (first, second)
+    for _ in range(REPEATS):
         a, b = [first() for _ in range(calls)], [second() for _ in range(calls)]
         ratios["in blocks"].append(float(np.median(b) / np.median(a)))
-        a, b = [], []
-        for i in range(calls):  # A B, then B A: each side goes first as often
-            sides = ((a, first), (b, second)) if (i + repeat) % 2 == 0 else ((b, second), (a, first))
-            for samples, call in sides:
-                samples.append(call())
-        ratios["interleaved"].append(float(np.median(b) / np.median(a)))
+        samples: tuple[list[float], list[float]] = ([], [])
+        orders = round_orders(2)
+        for _ in range(calls):  # a group's window: every side once a round, in a balanced order
+            for i in next(orders):
+                samples[i].append(sides[i]())
+        ratios["paired"].append(float(np.median(samples[1]) / np.median(samples[0])))
     lines = [f"pair: {REPEATS} repeats of {calls} calls a side; ratio of medians (second / first) over the repeats:"]
     for way, values in ratios.items():
         p10, p50, p90 = np.percentile(values, [10, 50, 90])

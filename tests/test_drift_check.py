@@ -35,7 +35,7 @@ def test_a_machine_that_steps_between_blocks_shows_it(drift_check):
 def test_the_pair_is_timed_both_ways_with_its_ratio(drift_check):
     text = drift_check.pair(lambda: 0.01, lambda: 0.011)
     assert "4 repeats of 10 calls a side" in text
-    assert "in blocks    median 1.100" in text and "interleaved  median 1.100" in text
+    assert "in blocks    median 1.100" in text and "paired       median 1.100" in text
 
 
 def test_a_case_the_backend_cannot_run_is_a_clear_exit(drift_check):

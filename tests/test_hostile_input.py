@@ -20,7 +20,6 @@ from opbench.cli import main
 from opbench.errors import BackendUnavailable, OpbenchError
 from opbench.measure.export_ahead import Job, export_case
 from opbench.measure.path import prepare
-from opbench.report import render
 from opbench.results import JOURNAL, Check, Journal, load_run, slugify
 from opbench.suite import select_cases
 
@@ -55,7 +54,6 @@ def test_a_result_file_never_imports_the_suite_file_it_names(tmp_path: Path, cap
 
 def test_a_suite_file_the_user_names_is_imported_and_judged(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(suite_registry, "_REGISTRY", dict(suite_registry._REGISTRY))
-    monkeypatch.setattr(suite_registry, "_IMPORTED", {})
     case_module = tmp_path / "mine.py"
     case_module.write_text(
         "import opbench\nfrom torch import nn\n"
@@ -64,7 +62,9 @@ def test_a_suite_file_the_user_names_is_imported_and_judged(tmp_path: Path, monk
         "SUITE = bench.register()\n"
     )
     folder = sent_folder(tmp_path, {"hostile_mine": str(case_module)})
-    out = render([folder], tmp_path / "r" / "index.html", progress=False, suite_files=[case_module, case_module])
+    out = tmp_path / "r" / "index.html"
+    suite_file = ["--suite-file", str(case_module)]
+    assert main(["report", str(folder), "--out", str(out), "-q", *suite_file, *suite_file]) == 0
     assert "hostile_mine" in out.read_text() and "is not judged" not in out.read_text()
 
 

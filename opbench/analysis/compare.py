@@ -35,6 +35,7 @@ from scipy import stats as scipy_stats
 from opbench import stats
 from opbench.errors import OpbenchError
 from opbench.files import csv_text
+from opbench.options import is_positive_finite
 from opbench.results import DEFAULT_DIR, Result, Run, Stats, load_run, result_files, slugify
 
 DEFAULT_FACTOR = 1.1
@@ -145,7 +146,7 @@ def resolve(spec: str, results_dir: Path, run_spec: str | None = None) -> Select
 def _bad_timings(timed: Stats) -> str | None:
     """Why a result's median or samples cannot be compared (NaN, infinite, zero, negative), or None."""
     values = [timed.median_s, *timed.samples_s]
-    bad = [v for v in values if not (isinstance(v, int | float) and math.isfinite(v) and v > 0)]
+    bad = [v for v in values if not is_positive_finite(v)]
     if not bad:
         return None
     return f"{len(bad)} timing(s) not a positive finite number of seconds (e.g. {bad[0]!r})"

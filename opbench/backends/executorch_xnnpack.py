@@ -35,7 +35,7 @@ import torch
 
 from opbench.backends.base import Backend, Prepared, RunConfig, package_version
 from opbench.case import Case
-from opbench.errors import ProfilerUnavailable, UnsupportedCase
+from opbench.errors import ProfilerUnavailable, UnsupportedCase, error_text
 
 if TYPE_CHECKING:
     from opbench.attribution import ModuleIndex, OpRow
@@ -59,7 +59,7 @@ def _import_error() -> str | None:
     except Exception as exc:  # an ExecuTorch built for another torch fails here (missing symbols, API changes)
         return (
             f"executorch {package_version('executorch')} does not load with torch {torch.__version__}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{error_text(exc)}"
         )
     return None
 
@@ -208,9 +208,7 @@ class ExecuTorchXnnpack(Backend):
             program = Runtime.get().load_program(artifact.path / PROGRAM, enable_etdump=True, debug_buffer_size=0)
             method = program.load_method("forward")
         except Exception as exc:  # a runtime built without the ETDump event tracer
-            raise ProfilerUnavailable(
-                f"executorch runtime cannot load with ETDump: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ProfilerUnavailable(f"executorch runtime cannot load with ETDump: {error_text(exc)}") from exc
         inputs = [case.example_input()]
         for _ in range(PROFILE_WARMUP + runs):
             method.execute(inputs)
@@ -235,7 +233,7 @@ class ExecuTorchXnnpack(Backend):
         try:
             method = program.load_method("forward")
         except Exception as exc:  # the runtime rejects the method (an operator without a kernel...)
-            raise UnsupportedCase(f"load_method: {type(exc).__name__}: {exc}") from exc
+            raise UnsupportedCase(f"load_method: {error_text(exc)}") from exc
         inputs = [case.example_input()]
 
         def run() -> object:

@@ -91,6 +91,19 @@ class OnnxRuntimeCpu(Backend):
         return session_profile(case, config, OPTIMIZATION_LEVELS[self.optimization], runs)
 
 
+def session_options(config: RunConfig, level: str):
+    """The options of every session opbench opens, timed or profiled: the run's intra-op threads, one inter-op
+    thread, nodes run in order, the backend's graph optimization level."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    so.intra_op_num_threads = config.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return so
+
+
 def session_prepared(
     case: Case, config: RunConfig, level: str, provider: str, provider_options: dict | None = None, device: str = "cpu"
 ) -> Prepared:
@@ -102,11 +115,7 @@ def session_prepared(
     import onnxruntime as ort
 
     artifact = onnx_artifact(case, config.cache)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
-    so.intra_op_num_threads = config.threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so = session_options(config, level)
     providers = [(provider, provider_options or {})]
     if provider != "CPUExecutionProvider":
         providers.append("CPUExecutionProvider")  # for the ops the provider leaves to the CPU
@@ -209,11 +218,7 @@ def session_profile(case: Case, config: RunConfig, level: str, runs: int) -> lis
 
     artifact = onnx_artifact(case, config.cache)
     with tempfile.TemporaryDirectory(prefix="opbench-ort-profile-") as tmp:
-        so = ort.SessionOptions()
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
-        so.intra_op_num_threads = config.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so = session_options(config, level)
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(tmp) / "ort_profile")
         so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")

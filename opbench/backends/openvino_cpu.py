@@ -28,7 +28,7 @@ import torch
 from opbench.backends.base import Backend, Prepared, RunConfig, package_version
 from opbench.cache import Artifact
 from opbench.case import Case
-from opbench.errors import UnsupportedCase
+from opbench.errors import UnsupportedCase, error_text
 
 if TYPE_CHECKING:
     from opbench.attribution import ModuleIndex, OpRow
@@ -125,7 +125,7 @@ class OpenVinoCpu(Backend):
         try:
             return core.compile_model(model, DEVICE, {**self.properties(config.threads), **(extra or {})})
         except Exception as exc:  # the plugin rejects the converted model
-            raise UnsupportedCase(f"compile_model: {type(exc).__name__}: {exc}") from exc
+            raise UnsupportedCase(f"compile_model: {error_text(exc)}") from exc
 
     def profile(self, case: Case, config: RunConfig, runs: int) -> list[OpRow]:
         """OpenVINO's own per-node counters on a compiled model of its own (PERF_COUNT=YES; not the timed one):
@@ -178,7 +178,7 @@ class OpenVinoCpu(Backend):
         try:
             compiled = core.compile_model(model, DEVICE, self.properties(config.threads))
         except Exception as exc:  # the plugin rejects the converted model
-            raise UnsupportedCase(f"compile_model: {type(exc).__name__}: {exc}") from exc
+            raise UnsupportedCase(f"compile_model: {error_text(exc)}") from exc
         compile_s = time.perf_counter() - start
         self._precision = _precision_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
 

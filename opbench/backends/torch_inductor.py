@@ -23,7 +23,7 @@ import torch
 
 from opbench.backends.base import Backend, Prepared, RunConfig
 from opbench.case import Case
-from opbench.errors import ProfilerUnavailable, UnsupportedCase
+from opbench.errors import ProfilerUnavailable, UnsupportedCase, error_line
 
 OPTIONS = {"fullgraph": True, "dynamic": False, "isolate_recompiles": True, "options": {"freezing": True}}
 # Cases share forward code (one module class at several shapes): each compile keeps its own entries
@@ -43,11 +43,6 @@ class _Compiled:
 
 # the in-process compile cache (case id, fingerprint, options, threads) -> compiled module or the compile error
 _COMPILED: dict[tuple[str, str, str, int], _Compiled] = {}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:500]
 
 
 class TorchInductor(Backend):
@@ -141,6 +136,6 @@ class TorchInductor(Backend):
             ):
                 compiled(x)  # the first call traces, lowers and builds
         except Exception as exc:  # any compiler failure makes the case unsupported on this backend
-            return _Compiled(module, x, time.perf_counter() - start, _first_line(exc))
+            return _Compiled(module, x, time.perf_counter() - start, error_line(exc, 500))
         hit = "hit" if counters["inductor"]["fxgraph_cache_hit"] > hits else "miss"
         return _Compiled(compiled, x, time.perf_counter() - start, fx_graph_cache=hit)

@@ -14,6 +14,7 @@ from opbench.case import Case, make_case
 from opbench.errors import OpbenchError
 from opbench.lookup.decompose import Table
 from opbench.lookup.space import DEPTHS, FAMILY, WIDTHS, probe_name, probe_widths, valid
+from opbench.options import is_positive_finite
 from opbench.verdict import Measured
 from opbench.zoo.efficientformer import EfficientFormer
 
@@ -71,7 +72,7 @@ def candidate_blocks(p: Parts, widths: tuple[int, ...], depths: tuple[int, ...],
 def search(table: dict[str, Measured], budget_s: float, parts: Parts, floor_id: str | None) -> Candidate:
     """The candidate with the most MACs (the accuracy proxy) whose predicted latency fits the budget; `floor_id`: the
     per-call floor's case, paid once by the whole model (opbench.lookup.predict)."""
-    if not math.isfinite(budget_s) or budget_s <= 0:
+    if not is_positive_finite(budget_s):
         raise OpbenchError(f"the budget must be a positive number of milliseconds, not {budget_s * 1e3:g}")
     missing = sorted({b for b in parts.values() if b not in table or table[b].macs is None})
     if missing:

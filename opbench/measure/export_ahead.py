@@ -68,7 +68,7 @@ def export_case(job: Job, grid: str, origins: dict[str, str]) -> tuple[float, li
     refusal, which the cache keeps for the run to report)."""
     start = time.perf_counter()
     with contextlib.suppress(OpbenchError):  # a suite that does not import is left to the run
-        import_suite_files(path for key, path in origins.items() if key == job.suite)  # the ones this run collected
+        import_suite_files([path for key, path in origins.items() if key == job.suite])  # the ones this run collected
     found = [c for c in select_cases(grid, [job.suite]) if c.id == job.case_id]
     if not found:
         return 0.0, [f"{job.case_id}: not found in suite {job.suite!r} by a worker"]

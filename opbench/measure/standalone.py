@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from torch import nn
 from opbench.attribution import OpRow, breakdown, categorize
 from opbench.backends import RunConfig, get_backend, parse_backends, unavailable_reason
 from opbench.case import Case, make_case
-from opbench.errors import BackendUnavailable, OpbenchError
+from opbench.errors import ANSI, BackendUnavailable, OpbenchError, error_line, first_line
 from opbench.measure import path as measuring
 from opbench.measure.profile_pass import profile_pass
 from opbench.results import Result, Stats
@@ -33,22 +32,11 @@ from opbench.stats import median
 
 KEY = "profile"  # the suite key of a user's model (ids profile/<module>.<factory>); zoo models keep models/<name>
 DEFAULT_INPUT = (1, 3, 224, 224)
-ANSI = re.compile(r"\x1b\[[0-9;]*m")  # terminal colours (exporters colour their messages)
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """'1x3x224x224' -> (1, 3, 224, 224)."""
-    try:
-        shape = tuple(int(d) for d in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if not shape or min(shape) < 1:
-        raise OpbenchError(f"--input {text!r} is not a shape like 1x3x224x224 (positive integers joined by 'x')")
-    return shape
-
-
-def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception is the allocator giving up (PyTorch's CPU allocator raises a plain RuntimeError)."""
+    return isinstance(exc, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in str(exc)
 
 
 def load_factory(target: str) -> Callable[[], nn.Module]:
@@ -73,7 +61,7 @@ def load_factory(target: str) -> Callable[[], nn.Module]:
     except OpbenchError:
         raise
     except Exception as exc:
-        raise OpbenchError(f"target {target!r} does not import: {_first_line(exc)}") from exc
+        raise OpbenchError(f"target {target!r} does not import: {error_line(exc)}") from exc
     factory = getattr(module, name, None)
     if not callable(factory):
         raise OpbenchError(f"target {target!r}: {where} has no callable {name!r}")
@@ -107,7 +95,7 @@ def check_model(case: Case) -> None:
     try:
         made = case.factory()
     except Exception as exc:
-        raise OpbenchError(f"{name}: the factory raised {_first_line(exc)}") from exc
+        raise OpbenchError(f"{name}: the factory raised {error_line(exc)}") from exc
     if not isinstance(made, nn.Module):
         raise OpbenchError(f"{name}: the factory returned a {type(made).__name__}, not a torch.nn.Module")
     module, x = case.build(), case.example_input()
@@ -116,7 +104,11 @@ def check_model(case: Case) -> None:
         with torch.inference_mode():
             first, second = module(x), module(x)
     except Exception as exc:
-        raise OpbenchError(f"{name}: the model rejects input {shape} ({_first_line(exc)}); give --input") from exc
+        if out_of_memory(exc):
+            raise OpbenchError(
+                f"{name}: ran out of memory on input {shape} ({error_line(exc)}); give a smaller --input"
+            ) from exc
+        raise OpbenchError(f"{name}: the model rejects input {shape} ({error_line(exc)}); give --input") from exc
     if not isinstance(first, torch.Tensor):
         raise OpbenchError(f"{name}: the model returns a {type(first).__name__}; opbench needs one tensor out")
     atol, rtol = measuring.TOLERANCES["float32"]
@@ -182,15 +174,9 @@ def run_profile(
     return found
 
 
-def brief(reason: str, limit: int = 300) -> str:
-    """The first line of a reason, without terminal colours (exporters colour their messages)."""
-    lines = ANSI.sub("", reason).strip().splitlines()
-    return lines[0][:limit] if lines else ""
-
-
 def summary_line(result: Result) -> str:
     if not result.ok:
-        return f"{result.status}: {brief(result.reason)}"
+        return f"{result.status}: {first_line(result.reason)}"
     e = median(result.stats.samples, result.stats.median_s)
     gmacs = (result.macs or 0) / e.value / 1e9
     prof = result.profile or {}
@@ -224,7 +210,7 @@ def render_text(found: Profiled, top: int = 8) -> str:
                 f"{'':<3}{(r.macs or 0) / e.value / 1e9:>8.1f}"
             )
         else:
-            lines.append(f"{r.backend:<22}{r.status:<13}{'-':>10}  {brief(r.reason, 200)}")
+            lines.append(f"{r.backend:<22}{r.status:<13}{'-':>10}  {first_line(r.reason, 200)}")
     for name, reason in found.unavailable.items():
         lines.append(f"{name:<22}{'unavailable':<13}{'-':>10}  {reason[:200]}")
     for r in found.results:

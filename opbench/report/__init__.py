@@ -56,14 +56,12 @@ def render(
     skip_invalid: bool = False,
     progress: bool = True,
     warn: Callable[[str], None] = _stderr,
-    suite_files: Iterable[Path | str] = (),
 ) -> Path:
     """Load, select, judge, draw and write the report; returns the HTML file's path.
 
     Every file of the report is made before any is written, then all are replaced together: a failure on the
-    way leaves the previous report as it was. `suite_files`: users' case modules to import, so that their suites
-    are judged (a result file never causes an import)."""
-    inputs = building.load_inputs(paths, skip_invalid, warn, suite_files)
+    way leaves the previous report as it was."""
+    inputs = building.load_inputs(paths, skip_invalid, warn)
     inputs = building.select(inputs, devices, backends)
     report = building.build(inputs, baseline)
     out = Path(out)

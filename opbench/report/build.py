@@ -27,7 +27,7 @@ from opbench.lookup import predict as prediction
 from opbench.plan import Comparison, Plan, Predictions
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
-from opbench.suite import Suite, import_suite_files, plans, suites
+from opbench.suite import Suite, plans, suites
 from opbench.verdict import STATUS_LABELS, Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
@@ -55,13 +55,10 @@ def load_inputs(
     paths: Iterable[Path | str] = (DEFAULT_DIR,),
     skip_invalid: bool = False,
     warn: Callable[[str], None] = print,
-    suite_files: Iterable[Path | str] = (),
 ) -> Inputs:
     """Every result file under the paths. A malformed file raises OpbenchError naming it, or with skip_invalid
-    is skipped with a warning (passed to `warn` and kept for the report). Users' suites are judged when their case
-    modules are named in `suite_files` (imported first); a result file never causes an import itself, and the suites
-    it names that are not loaded are listed (warned and kept for the report) with how to load them."""
-    import_suite_files(suite_files)
+    is skipped with a warning (passed to `warn` and kept for the report). A result file never causes an import: the
+    users' suites it names that are not loaded (`--suite-file`) are listed, warned and kept for the report."""
     paths = list(paths)
     files = result_files(paths)
     if not files:

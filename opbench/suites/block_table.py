@@ -33,7 +33,7 @@ def predictions() -> Predictions:
         "prediction overshoots: the backend fuses across block boundaries; negative: the whole runs slower than "
         "its parts (caches, memory). Per model: prediction.csv; summary: prediction_summary.csv.",
         models,
-        overhead.plan("default").cases[0].id,
+        overhead.FLOOR,
     )
 
 

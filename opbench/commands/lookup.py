@@ -1,0 +1,110 @@
+"""`opbench predict MODEL` and `opbench slim`: a zoo model's latency from the block lookup table, and the search of
+EfficientFormer's space under a latency budget (opbench.lookup)."""
+
+from __future__ import annotations
+
+import argparse
+
+from opbench.commands.common_args import add_results_dir, add_results_of, add_seconds, add_threads
+from opbench.errors import OpbenchError
+from opbench.options import is_positive_finite
+from opbench.suite import suites
+
+
+def _ms(e) -> str:
+    return f"{e.value * 1e3:.3f} ms" + (f" [{e.low * 1e3:.3f}, {e.high * 1e3:.3f}]" if e.has_interval else "")
+
+
+def lookup_suite():
+    """The suite that times the block lookup table (the one whose report predicts models from it) and that extra."""
+    from opbench.plan import Predictions
+
+    for suite in suites().values():
+        for extra in suite.plan("default").extras:
+            if isinstance(extra, Predictions):
+                return suite, extra
+    raise OpbenchError("no registered suite predicts models from a lookup table")
+
+
+def lookup_table(args: argparse.Namespace):
+    """The measured lookup table of the run's (device, backend), with the suite and extra it belongs to."""
+    from opbench.lookup.predict import measured_table
+
+    suite, extra = lookup_suite()
+    return measured_table([args.results_dir], args.device, args.backend, extra, suite.key), suite, extra
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from opbench.lookup.predict import predict
+
+    measured, _, extra = lookup_table(args)
+    p = predict(args.model, extra, measured)
+    for block, count in p.blocks:
+        print(f"{count:3d} x {block}")
+    if p.floor_s is None:
+        print("no per-call floor measured on this device/backend (the overhead suite): the plain sum is the prediction")
+    else:
+        print(f"per-call floor {p.floor_s * 1e3:.3f} ms, paid once by the whole model, by each block timed alone")
+    print(f"predicted (block medians summed, less the floor of all blocks but one; 95% bootstrap interval): "
+          f"{_ms(p.predicted)}")  # fmt: skip
+    print(f"plain sum of the block medians: {p.plain_sum_s * 1e3:.3f} ms")
+    if p.measured:
+        print(
+            f"measured  (models/{args.model}): {_ms(p.measured)}; error {p.error:+.1%} (plain sum {p.plain_error:+.1%})"
+        )
+    else:
+        print(f"measured: models/{args.model} was not measured on this device/backend")
+    return 0
+
+
+def budget_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from exc
+    if not is_positive_finite(value):
+        raise argparse.ArgumentTypeError(f"the budget must be a positive finite number of milliseconds, not {text}")
+    return value
+
+
+def run_slim(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from opbench.backends import RunConfig, get_backend
+    from opbench.lookup import slim
+    from opbench.lookup.table import table
+    from opbench.measure.path import measure
+    from opbench.measure.standalone import perf_counter_timer
+
+    measured, suite, extra = lookup_table(args)
+    best = slim.search(measured, args.budget_ms / 1e3, slim.parts(table(suite.key)), extra.floor)
+    print(f"found {best.name}: widths {best.widths}, depths {best.depths}, {best.num_meta3d} Meta3D")
+    print(f"  {best.macs / 1e9:.3f} GMACs (the accuracy proxy), predicted {best.predicted_s * 1e3:.3f} ms")
+    if args.no_measure:
+        return 0
+    timer, samples = perf_counter_timer(args.seconds, warmup=3, min_rounds=5)
+    outcome = measure(best.case(), get_backend(args.backend), RunConfig(threads=args.threads), timer)
+    if outcome.status != "ok":
+        raise OpbenchError(f"{best.name} could not be measured on {args.backend}: {outcome.reason}")
+    measured = float(np.median(samples))
+    print(
+        f"  measured here: {measured * 1e3:.3f} ms (median of {len(samples)}; check max abs err "
+        f"{outcome.check.max_abs_err:.2g}); predicted / measured - 1 = {best.predicted_s / measured - 1:+.1%}"
+    )
+    return 0
+
+
+def add(sub) -> None:
+    p = sub.add_parser("predict", help="a zoo model's latency from the block lookup table, against measured")
+    p.add_argument("model", help="a zoo model (opbench list --suite models)")
+    add_results_of(p)
+    add_results_dir(p)
+    p.set_defaults(func=run_predict)
+    p = sub.add_parser("slim", help="search EfficientFormer's space for the most MACs under a latency budget")
+    p.add_argument("--budget-ms", type=budget_ms, required=True, help="latency budget in milliseconds")
+    add_results_of(p)
+    add_results_dir(p)
+    add_threads(p)
+    add_seconds(p)
+    p.add_argument("--no-measure", action="store_true", help="search only; do not build and measure the result")
+    p.set_defaults(func=run_slim)
