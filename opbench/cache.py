@@ -53,9 +53,18 @@ def checksum_file(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def repair_note(path: Path) -> Path:
+    return path.with_name(path.name + ".repaired.txt")
+
+
 class ArtifactCache:
-    def __init__(self, root: Path | str = DEFAULT_ROOT):
+    """`pass_on_repairs` (the export-ahead workers): a repair is also written beside the artifact
+    (`<artifact>.repaired.txt`), and the next process to use it takes the note, so that the timed run's result says
+    `cache_repaired` although a worker made the repair."""
+
+    def __init__(self, root: Path | str = DEFAULT_ROOT, pass_on_repairs: bool = False):
         self.root = Path(root)
+        self.pass_on_repairs = pass_on_repairs
 
     def path_for(self, case: Case, kind: str, key: dict, suffix: str) -> Path:
         digest = hashlib.sha256(json.dumps({"case": case.fingerprint, **key}, sort_keys=True).encode()).hexdigest()
@@ -78,10 +87,11 @@ class ArtifactCache:
         if path.exists():
             actual, problem = verify(path)
             if problem is None:
-                return Artifact(path, True, 0.0, actual)
+                return Artifact(path, True, 0.0, actual, _take(repair_note(path)))
             repaired = problem
             remove(path)
             remove(checksum_file(path))
+            remove(repair_note(path))
         elif failure.exists():
             raise UnsupportedCase(failure.read_text())
         tmp = temp_beside(path)  # keeps the suffix: exporters check it
@@ -98,7 +108,19 @@ class ArtifactCache:
         os.replace(tmp, path)  # atomic for a file and for a directory (an .mlpackage) alike
         actual = tree_sha256(path)
         atomic_write_text(checksum_file(path), actual + "\n")  # after the rename: a kill in between means no checksum
+        if repaired and self.pass_on_repairs:
+            atomic_write_text(repair_note(path), repaired)
         return Artifact(path, False, elapsed, actual, repaired)
+
+
+def _take(note: Path) -> str | None:
+    """The note's text, removing it (it is told once); None when there is none."""
+    try:
+        text = note.read_text()
+    except OSError:
+        return None
+    note.unlink(missing_ok=True)
+    return text
 
 
 def verify(path: Path) -> tuple[str, str | None]:

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from opbench.errors import BrokenCase, error_line
+
 SEED = 0
 BYTES_PER_ELEMENT = 4  # float32, the protocol's precision
 
@@ -52,9 +54,15 @@ class Case:
         return self.id.replace("/", "__")
 
     def build(self) -> nn.Module:
-        """The seeded module in eval mode, BN statistics and layer scales randomized so checks see them."""
+        """The seeded module in eval mode, BN statistics and layer scales randomized so checks see them.
+        BrokenCase when the factory raises or returns no nn.Module."""
         torch.manual_seed(SEED)
-        module = self.factory()
+        try:
+            module = self.factory()
+        except Exception as exc:
+            raise BrokenCase(f"case {self.id}: its factory raised {error_line(exc)}") from exc
+        if not isinstance(module, nn.Module):
+            raise BrokenCase(f"case {self.id}: its factory returned a {type(module).__name__}, not a torch.nn.Module")
         generator = torch.Generator().manual_seed(SEED)
         with torch.no_grad():
             for name, tensor in itertools.chain(module.named_parameters(), module.named_buffers()):
@@ -70,12 +78,48 @@ class Case:
     def example_input(self) -> torch.Tensor:
         return torch.randn(self.input_shape, generator=torch.Generator().manual_seed(SEED + 1))
 
-    @functools.cached_property
+    @property
     def costs(self) -> Costs:
-        module, x = self.build(), self.example_input()
-        counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), counter:
-            out = module(x)
+        """What the case costs, counted once. BrokenCase (naming the case and why) when it cannot be built or run."""
+        counted = self._counted
+        if isinstance(counted, BrokenCase):
+            raise counted
+        return counted
+
+    @property
+    def problem(self) -> str | None:
+        """Why the case cannot be built or run in eager PyTorch (one line naming the case), or None. Known once
+        its costs are counted, so that a broken case of a user's suite is its own failed result and stops nothing
+        else: ordering and sorting by size (param_count) go on without it."""
+        return str(self._counted) if isinstance(self._counted, BrokenCase) else None
+
+    @property
+    def param_count(self) -> int:
+        """Its parameters; 0 for a broken case."""
+        return 0 if self.problem else self.costs.param_count
+
+    @property
+    def macs(self) -> int | None:
+        """Its multiply-accumulates; None for a broken case."""
+        return None if self.problem else self.costs.macs
+
+    @functools.cached_property
+    def _counted(self) -> Costs | BrokenCase:
+        shape = "x".join(map(str, self.input_shape))
+        try:
+            module, x = self.build(), self.example_input()
+            counter = FlopCounterMode(display=False)
+        except BrokenCase as exc:
+            return exc
+        except Exception as exc:
+            return BrokenCase(f"case {self.id}: no input of shape {shape} ({error_line(exc)})")
+        try:
+            with torch.inference_mode(), counter:
+                out = module(x)
+        except Exception as exc:
+            return BrokenCase(f"case {self.id}: the module rejects its input {shape} ({error_line(exc)})")
+        if not isinstance(out, torch.Tensor):
+            return BrokenCase(f"case {self.id}: the module returns a {type(out).__name__}; opbench needs one tensor")
         weights = sum(t.numel() for t in module.parameters()) + sum(t.numel() for t in module.buffers())
         return Costs(
             macs=counter.get_total_flops() // 2,

@@ -13,6 +13,11 @@ class BackendUnavailable(OpbenchError):
     """A backend cannot run on this machine (missing package, wrong OS); the message says why."""
 
 
+class BrokenCase(OpbenchError):
+    """A case that cannot be built or run in eager PyTorch (its factory raises or returns no nn.Module, it rejects its
+    input, it returns no tensor): the message names the case. In a run it is that case's failed result."""
+
+
 class UnsupportedCase(Exception):
     """A backend cannot export or compile one case; carries the exporter's own message."""
 

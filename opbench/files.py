@@ -57,13 +57,18 @@ def read_json(path: Path | str, what: str = "file") -> object:
             raise OpbenchError(
                 f"{path}: {size / 2**20:.0f} MB is larger than a {what} can be ({MAX_JSON_BYTES >> 20} MB)"
             )
-        return json.loads(path.read_text(), parse_constant=_no_constant)
+        return parse_json(path.read_text())
     except OSError as exc:
         raise OpbenchError(f"{path}: cannot read the {what}: {exc.strerror}") from exc
     except RecursionError as exc:
         raise OpbenchError(f"{path}: nested too deeply to be a {what}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise OpbenchError(f"{path}: not JSON ({short(str(exc))})") from exc
+
+
+def parse_json(text: str) -> object:
+    """json.loads refusing NaN and Infinity (ValueError); RecursionError when nested too deeply."""
+    return json.loads(text, parse_constant=_no_constant)
 
 
 def _no_constant(name: str) -> None:

@@ -47,6 +47,7 @@ from opbench.measure.profile_pass import profile_pass
 from opbench.results import (
     DEFAULT_DIR,
     Journal,
+    JournalError,
     Result,
     Stats,
     device_info,
@@ -94,7 +95,10 @@ class RunState:
         if self.journal is None:
             header = new_run(device_info(self.device_name), [], "pytest-benchmark", self.protocol)
             self.journal = Journal(header, self.results_dir)
-        self.journal.append(result)
+        try:
+            self.journal.append(result)
+        except JournalError as exc:  # a full disk: timing more would lose more
+            pytest.exit(str(exc), returncode=pytest.ExitCode.TESTS_FAILED)
 
     def call_cost(self, backend: Backend) -> float:
         """What timing one call costs on the backend (window.floor_cost on the floor case, once per run and backend;
@@ -245,6 +249,7 @@ def check_options(config: pytest.Config) -> None:
     if device is not None:
         slugify(device)
     check_folder(config.getoption("opbench_results_dir"), "--opbench-results-dir")
+    check_folder(config.getoption("opbench_cache_dir"), "--opbench-cache-dir")
     if config.getoption("opbench_report"):
         check_folder(Path(config.getoption("opbench_report_out")).parent, "the folder of --opbench-report-out")
 
@@ -318,7 +323,7 @@ class CaseRun:
             backend=backend.name,
             threads=self.state.config.threads,
             precision=backend.precision,
-            macs=sum(c.costs.macs for c in members),
+            macs=sum(c.macs or 0 for c in members),  # a broken member counts none
             **({"pass": self.pass_index} if passes > 1 else {}),
             **(
                 {"members": [c.id for c in members], "window": self.group.window(self.backend)}
@@ -492,8 +497,9 @@ def export_jobs(runs: list[CaseRun]) -> list[Job]:
     for run in runs:
         if run.backend in backends and run.pass_index == 1:
             for case in run.group.members:
-                by_case.setdefault(case.id, (case, run, []))[2].append(run.backend)
-    largest = sorted(by_case.values(), key=lambda job: -job[0].costs.param_count)
+                if not case.problem:  # a broken case fails in the run
+                    by_case.setdefault(case.id, (case, run, []))[2].append(run.backend)
+    largest = sorted(by_case.values(), key=lambda job: -job[0].param_count)
     return [Job(case.id, case.suite, tuple(names), run.config(case)) for case, run, names in largest]
 
 
@@ -525,11 +531,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     )
     try:
         state.written = str(write_run(run, state.results_dir))
-    except OSError as exc:
-        state.not_written = (
-            f"the result file could not be written ({exc.strerror or exc}); every finished result is kept in "
-            f"{state.journal.path}, which `opbench report` reads"
-        )
+    except (OSError, OpbenchError) as exc:
+        why = exc.strerror or exc if isinstance(exc, OSError) else exc
+        state.not_written = f"the result file could not be written ({why}); {state.journal.kept_text(len(run.results))}"
+        session.exitstatus = session.exitstatus or pytest.ExitCode.TESTS_FAILED
         return
     state.journal.close()
     if state.report:

@@ -11,9 +11,11 @@ import datetime as dt
 import functools
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ import pandas as pd
 
 from opbench import stats
 from opbench.errors import OpbenchError
-from opbench.files import atomic_write_text, read_json, short
+from opbench.files import MAX_JSON_BYTES, atomic_write_text, parse_json, read_json, short
 from opbench.options import is_positive_finite
 
 if TYPE_CHECKING:
@@ -42,11 +44,25 @@ MAX_SAMPLES = 10_000  # raw samples per result kept when a file is loaded (a tim
 SOFTWARE = ("torch", "numpy", "scipy", "pytest-benchmark")  # plus each backend's own versions (Backend.versions)
 
 
+MAX_DEVICE_NAME = 100  # characters; and the folder name at most MAX_SLUG_BYTES (file systems allow 255 bytes)
+MAX_SLUG_BYTES = 200
+
+
 def slugify(name: str) -> str:
-    """'iPhone 12' -> 'iphone-12': the device's folder name."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    """'iPhone 12' -> 'iphone-12', 'Café Box' -> 'café-box', '华为 Mate 60' -> '华为-mate-60': the device's folder name.
+    Letters, marks and digits of every script are kept (NFC, lower-cased), every run of anything else is one '-'."""
+    if len(name) > MAX_DEVICE_NAME:
+        raise OpbenchError(f"a device name of {len(name)} characters is too long: name the device in at most "
+                           f"{MAX_DEVICE_NAME}")  # fmt: skip
+    kept = "".join(
+        c if unicodedata.category(c)[0] in "LMN" else "-" for c in unicodedata.normalize("NFC", name).lower()
+    )
+    slug = re.sub(r"-+", "-", kept).strip("-")
     if not slug:
         raise OpbenchError(f"device name {name!r} has no letters or digits to name its folder")
+    if len(slug.encode()) > MAX_SLUG_BYTES:
+        raise OpbenchError(f"device name {short(name, 40)!r} makes a folder name of {len(slug.encode())} bytes, more "
+                           f"than {MAX_SLUG_BYTES}: name the device shorter")  # fmt: skip
     return slug
 
 
@@ -173,12 +189,17 @@ def _thinned(samples: list, keep: int) -> list:
 class Check:
     """The backend's output against eager PyTorch's on the same input."""
 
-    max_abs_err: float
+    max_abs_err: float  # NaN when the output holds NaN or Infinity (written as null)
     tolerance: float
     passed: bool
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        err = self.max_abs_err if math.isfinite(self.max_abs_err) else None
+        return {**dataclasses.asdict(self), "max_abs_err": err}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Check:
+        return cls(**{**data, "max_abs_err": math.nan if data["max_abs_err"] is None else data["max_abs_err"]})
 
 
 @dataclass(frozen=True)
@@ -217,12 +238,12 @@ class Result:
 
     @classmethod
     def for_case(cls, case: Case, backend: str, **fields) -> Result:
-        """A result of the case, its metadata (costs counted once per case) filled in."""
-        costs = case.costs
+        """A result of the case, its metadata (costs counted once per case; none for a broken case) filled in."""
+        costs = None if case.problem else case.costs
         return cls(
             case=case.id, suite=case.suite, family=case.family, variant=case.variant, group=case.group,
-            params=dict(case.params), input_shape=tuple(case.input_shape), backend=backend, macs=costs.macs,
-            param_count=costs.param_count, bytes=costs.bytes, **fields,
+            params=dict(case.params), input_shape=tuple(case.input_shape), backend=backend,
+            macs=costs and costs.macs, param_count=costs and costs.param_count, bytes=costs and costs.bytes, **fields,
         )  # fmt: skip
 
     @property
@@ -248,7 +269,7 @@ class Result:
         values = {k: v for k, v in data.items() if k in known}
         values["suite"] = data.get("observation", "")
         values["input_shape"] = tuple(data.get("input_shape") or ())
-        values["check"] = Check(**data["check"]) if data.get("check") else None
+        values["check"] = Check.from_json(data["check"]) if data.get("check") else None
         values["stats"] = Stats.from_json(data["stats"]) if data.get("stats") else None
         for key in ("params", "backend_options", "backend_versions", "info"):
             values[key] = data.get(key) or {}
@@ -351,9 +372,17 @@ def _structure(run: object) -> object:
 
 
 def _impossible_numbers(run: dict) -> list[tuple[str, str]]:
-    """What the schema cannot say: every median and sample a positive finite number of seconds, and one result per
-    (case, backend) in a run (a second copy would silently replace the first)."""
+    """What the schema cannot say: the device's folder one that slugify makes, every median and sample a positive
+    finite number of seconds, and one result per (case, backend) in a run (a second copy would silently replace the
+    first)."""
     errors, seen = [], {}
+    slug = run["device"]["slug"]
+    try:
+        made = slugify(slug)
+    except OpbenchError as exc:
+        made = str(exc)
+    if made != slug:
+        errors.append(("at device/slug", f"{short(slug, 60)!r} is not a folder name opbench makes ({short(made, 60)})"))
     for i, result in enumerate(run["results"]):
         key = (result["case"], result["backend"])
         if key in seen:
@@ -370,42 +399,100 @@ def _impossible_numbers(run: dict) -> list[tuple[str, str]]:
     return errors
 
 
+def json_text(data: object, indent: int | None = None) -> str:
+    """JSON as opbench writes it: never NaN or Infinity (not JSON: opbench's own reader refuses a file holding them),
+    OpbenchError naming where one is instead."""
+    try:
+        return json.dumps(data, indent=indent, allow_nan=False)
+    except ValueError as exc:
+        where = _non_finite_at(data) or "(unknown)"
+        raise OpbenchError(f"a result to write holds NaN or Infinity, which JSON does not allow: at {where}") from exc
+
+
+def _non_finite_at(value: object, at: str = "") -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return at or "(top level)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    return next((found for k, v in items if (found := _non_finite_at(v, f"{at}/{k}" if at else str(k)))), None)
+
+
 def write_run(run: Run, results_dir: Path | str = DEFAULT_DIR) -> Path:
     """Validate, then write atomically (temp file + rename) to <results_dir>/<device-slug>/<run-id>.json."""
     data = validate(run.to_json(), "result to write")
     folder = Path(results_dir) / run.device.slug
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run.run_id}.json"
-    atomic_write_text(path, json.dumps(data, indent=1))
+    atomic_write_text(path, json_text(data, indent=1))
     return path
 
 
 JOURNAL = ".partial.jsonl"  # a run in progress: its header, then one result per line as each case finishes
 
 
+class JournalError(OpbenchError):
+    """The journal of a run could not be appended (a full disk); the message says which results it keeps, where."""
+
+
 class Journal:
-    """A run written as it goes (asv writes a result per benchmark): the run's header at its start, then each
-    result as it finishes, flushed to disk. A run that is killed (SIGKILL, a crash, a full disk at the end) leaves
-    its journal, which load_run reads as a run marked interrupted; a run that ends well replaces it with its file."""
+    """A run written as it goes (asv writes a result per benchmark): the run's header with its first result, then
+    each result as it finishes, flushed to disk. A run that is killed (SIGKILL, a crash, a full disk at the end) leaves
+    its journal, which load_run reads as a run marked interrupted; a run that ends well replaces it with its file.
+    A line the disk refuses is cut off again (no torn line) and raises JournalError: the journal keeps exactly the
+    results before it (`kept`)."""
 
     def __init__(self, header: Run, results_dir: Path | str):
-        folder = Path(results_dir) / header.device.slug
-        folder.mkdir(parents=True, exist_ok=True)
         self.header = header
-        self.path = folder / f"{header.run_id}{JOURNAL}"
-        self._write(json.dumps(validate(header.to_json(), "result to write")), "w")
+        self.path = Path(results_dir) / header.device.slug / f"{header.run_id}{JOURNAL}"
+        self.kept: set[tuple[str, str]] = set()  # (case, backend) of every result on disk
+        self._started = False
 
     def append(self, result: Result) -> None:
-        self._write(json.dumps(result.to_json()), "a")
+        try:
+            if not self._started:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._write(json_text(validate(self.header.to_json(), "result to write")), truncate=True)
+                self._started = True
+            self._write(json_text(result.to_json()))
+        except OSError as exc:
+            total = len(self.kept | {(result.case, result.backend)})
+            raise JournalError(
+                f"opbench: stopped timing: the journal {self.path} could not be appended ({exc.strerror or exc}); "
+                + self.kept_text(total)
+            ) from exc
+        self.kept.add((result.case, result.backend))
 
-    def _write(self, line: str, mode: str) -> None:
-        with self.path.open(mode, encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+    def kept_text(self, total: int) -> str:
+        """What the journal holds of `total` finished results, as a sentence."""
+        if not self.kept:
+            return f"none of the {total} finished results is kept"
+        where = f"kept in {self.path}, which `opbench report` reads"
+        if len(self.kept) >= total:
+            return f"all {total} finished results are {where}"
+        return (
+            f"{len(self.kept)} of the {total} finished results are {where}; the other {total - len(self.kept)} are lost"
+        )
+
+    def _write(self, line: str, truncate: bool = False) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else os.O_APPEND), 0o644)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                _write_all(fd, (line + "\n").encode())
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)  # freeing space needs none: the journal ends at its last whole line
+                raise
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def load_run(path: Path | str) -> Run:
@@ -416,22 +503,49 @@ def load_run(path: Path | str) -> Run:
 
 
 def _load_journal(path: Path) -> Run:
-    """The results a killed run finished, as a run whose protocol says it was interrupted (a torn last line, the
-    case in flight when it was killed, is left out). A (case, backend) is journaled after each of its passes, so
-    its last line holds every pass it finished."""
+    """The results a killed run finished, as a run whose protocol says it was interrupted. A torn last line (the
+    case in flight when it was killed) is left out; any other line that is not a result (torn in the middle, nested
+    too deeply, an array) is left out too, and the protocol's `interrupted` note names it. A (case, backend) is
+    journaled after each of its passes, so its last line holds every pass it finished."""
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise OpbenchError(f"{path}: larger than a journal of a run can be ({MAX_JSON_BYTES >> 20} MB)")
         lines = path.read_text(encoding="utf-8").splitlines()
-        header = json.loads(lines[0])
-        results = {}
-        for line in lines[1:]:
-            with contextlib.suppress(ValueError):
-                result = json.loads(line)
-                results[(result.get("case"), result.get("backend"))] = result
-    except (OSError, ValueError, IndexError, AttributeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise OpbenchError(f"{path}: not a readable journal of a run ({short(str(exc))})") from exc
+    header, problem = _journal_line(lines[0] if lines else "")
+    if header is None:
+        raise OpbenchError(f"{path}: not a readable journal of a run: its first line, the run's header, {problem}")
+    results, unreadable = {}, []
+    for number, line in enumerate(lines[1:], start=2):
+        result, problem = _journal_line(line)
+        if result is not None:
+            results[(result.get("case"), result.get("backend"))] = result
+        elif number < len(lines) or problem != "is not JSON":
+            unreadable.append(f"line {number} {problem}")
+    note = "the run was killed; finished cases only"
+    if unreadable:
+        note += f"; left out of its journal: {'; '.join(unreadable[:5])}" + (" ..." if len(unreadable) > 5 else "")
     header["results"] = list(results.values())
-    header["protocol"] = {**header.get("protocol", {}), "interrupted": "the run was killed; finished cases only"}
+    protocol = header.get("protocol") or {}
+    header["protocol"] = {**protocol, "interrupted": note} if isinstance(protocol, dict) else protocol
     return Run.from_json(validate(header, str(path)))
+
+
+def _journal_line(line: str) -> tuple[dict | None, str]:
+    """(the line's object, "") or (None, what is wrong with it)."""
+    try:
+        value = parse_json(line)
+    except RecursionError:
+        return None, "is nested too deeply"
+    except ValueError:
+        return None, "is not JSON"
+    if isinstance(value, dict):
+        return value, ""
+    return None, f"is {JSON_KINDS.get(type(value), 'a value')}, not an object"
+
+
+JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
 
 
 def result_files(paths: Iterable[Path | str]) -> list[Path]:

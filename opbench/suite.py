@@ -92,25 +92,6 @@ def suites() -> dict[str, Suite]:
     return {**builtin, **{k: s for k, s in _REGISTRY.items() if k not in builtin}}
 
 
-def import_suites(origins: dict[str, str], warn: Callable[[str], None]) -> None:
-    """Import the files that registered users' suites (a run's `protocol.suites`: key -> the case module's path),
-    for the suites not registered yet. A file that is gone or fails to import is a warning: that suite's results
-    are then shown without its section and verdict."""
-    for key, path in origins.items():
-        if key in suites():
-            continue
-        spec = importlib.util.spec_from_file_location(f"opbench_user_suite_{len(_REGISTRY)}_{key}", path)
-        if spec is None or spec.loader is None or not Path(path).is_file():
-            warn(f"opbench: warning: suite {key!r} was defined in {path}, which is gone; its results have no section")
-            continue
-        try:
-            _run_file(spec, path)
-        except Exception as exc:
-            warn(f"opbench: warning: suite {key!r}: importing {path} failed ({error_line(exc)})")
-        if key not in suites():
-            warn(f"opbench: warning: {path} did not register suite {key!r}; its results have no section")
-
-
 def import_suite_files(paths: Sequence[str]) -> None:
     """Import the case modules a user names (`--suite-file`), so that their `define_suite` calls register their
     suites. The user asked for each: a file that is missing, does not import or registers no suite is an error."""

@@ -10,7 +10,8 @@ A user's case module declares a suite in a few lines and runs through opbench's 
 
 A comparison given a threshold (`holds_below` or `holds_above`) becomes one part of the suite's rule (a
 `PartsRule`); without any the suite is measured and shown, with no verdict. The plugin records the file of the case
-module in the result file (`protocol.suites`), so `opbench report` imports it again to judge the suite.
+module in the result file (`protocol.suites`) to say where the suite came from; the report judges the suite once
+that file is loaded (the run's --opbench-report, or the user naming it: a result file never causes an import).
 """
 
 from __future__ import annotations

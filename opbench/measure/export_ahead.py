@@ -9,6 +9,8 @@ worker could not do (it crashed, or could not import a user's suite) the timed p
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -16,8 +18,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 
 from opbench.backends import RunConfig, get_backend
-from opbench.errors import UnsupportedCase, error_text
-from opbench.suite import import_suites, select_cases
+from opbench.cache import ArtifactCache
+from opbench.errors import OpbenchError, UnsupportedCase, error_text
+from opbench.suite import import_suite_files, select_cases
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,16 @@ def export_case(job: Job, grid: str, origins: dict[str, str]) -> tuple[float, li
     """In a worker: the job's case exported for each backend. (seconds, what failed other than an exporter's
     refusal, which the cache keeps for the run to report)."""
     start = time.perf_counter()
-    import_suites(origins, warn=lambda message: None)  # a suite that does not import is left to the run
+    with contextlib.suppress(OpbenchError):  # a suite that does not import is left to the run
+        import_suite_files([path for key, path in origins.items() if key == job.suite])  # the ones this run collected
     found = [c for c in select_cases(grid, [job.suite]) if c.id == job.case_id]
     if not found:
         return 0.0, [f"{job.case_id}: not found in suite {job.suite!r} by a worker"]
     problems = []
+    config = dataclasses.replace(job.config, cache=ArtifactCache(job.config.cache.root, pass_on_repairs=True))
     for name in job.backends:
         try:
-            get_backend(name).export(found[0], job.config)
+            get_backend(name).export(found[0], config)
         except UnsupportedCase:
             pass
         except Exception as exc:

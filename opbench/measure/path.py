@@ -54,12 +54,30 @@ def check(case: Case, prepared: Prepared, precision: str) -> Check:
     return Check(err, tolerance, bool(err <= tolerance))
 
 
+def nondeterminism(case: Case) -> str | None:
+    """Why no backend can be checked against the case, when eager PyTorch answers the same input twice differently
+    (dropout or noise left on); None when it answers the same. Asked only after a check failed."""
+    module, x = case.build(), case.example_input()
+    with torch.inference_mode():
+        first, second = module(x), module(x)
+    atol, rtol = TOLERANCES["float32"]
+    if torch.allclose(first, second, atol=atol, rtol=rtol, equal_nan=True):
+        return None
+    return (
+        f"case {case.id} is not deterministic: eager PyTorch answers the same input twice differently (by up to "
+        f"{float((first - second).abs().max()):.3g}; dropout or randomness left on?), so no backend can be checked"
+    )
+
+
 def prepare(case: Case, backend: Backend, config: RunConfig) -> Outcome:
     """Prepare the case on the backend and check it against eager: ok (ready to time), unsupported or failed.
 
     Never raises for a problem of the case on this backend: an exporter's refusal is `unsupported`; any other
-    error while preparing or checking is `failed` with the error as its reason (nothing is counted ok).
+    error while preparing or checking is `failed` with the error as its reason (nothing is counted ok), and so is a
+    case that cannot be built or run in eager (Case.problem) or that is not deterministic, named as such.
     """
+    if case.problem:
+        return Outcome("failed", case.problem)
     try:
         prepared = backend.prepare(case, config)
     except UnsupportedCase as exc:
@@ -75,7 +93,7 @@ def prepare(case: Case, backend: Backend, config: RunConfig) -> Outcome:
             f"{backend.name} output differs from torch-eager: max abs error {result.max_abs_err:.3g} "
             f"> tolerance {result.tolerance:.3g} ({backend.precision})"
         )
-        return Outcome("failed", reason, result, prepared)
+        return Outcome("failed", nondeterminism(case) or reason, result, prepared)
     return Outcome("ok", check=result, prepared=prepared)
 
 

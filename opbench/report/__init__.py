@@ -272,6 +272,7 @@ def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
         "thresholds": [t for suite in report.suites.values() for t in suite.thresholds],
         "notes": [s.rule.note for s in report.suites.values() if s.rule and s.rule.note],
         "skipped": report.inputs.skipped,
+        "unjudged": report.inputs.unjudged,
         "unavailable": unavailable,
         "missing_observations": report.missing_observations(),
         "csv_files": list(CSV_TABLES),

@@ -22,11 +22,12 @@ from opbench.attribution import Breakdown, OpRow, breakdown
 from opbench.backends import REGISTRY
 from opbench.case import Case
 from opbench.errors import OpbenchError
+from opbench.files import short
 from opbench.lookup import predict as prediction
 from opbench.plan import Comparison, Plan, Predictions
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
-from opbench.suite import Suite, import_suites, plans, suites
+from opbench.suite import Suite, plans, suites
 from opbench.verdict import STATUS_LABELS, Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
@@ -47,13 +48,17 @@ class LoadedRun:
 class Inputs:
     runs: list[LoadedRun]
     skipped: list[str] = field(default_factory=list)  # one message per invalid file that was skipped
+    unjudged: list[str] = field(default_factory=list)  # one message per users' suite whose definition is not loaded
 
 
 def load_inputs(
-    paths: Iterable[Path | str] = (DEFAULT_DIR,), skip_invalid: bool = False, warn: Callable[[str], None] = print
+    paths: Iterable[Path | str] = (DEFAULT_DIR,),
+    skip_invalid: bool = False,
+    warn: Callable[[str], None] = print,
 ) -> Inputs:
     """Every result file under the paths. A malformed file raises OpbenchError naming it, or with skip_invalid
-    is skipped with a warning (passed to `warn` and kept for the report)."""
+    is skipped with a warning (passed to `warn` and kept for the report). A result file never causes an import: the
+    users' suites it names that are not loaded (`--suite-file`) are listed, warned and kept for the report."""
     paths = list(paths)
     files = result_files(paths)
     if not files:
@@ -72,9 +77,26 @@ def load_inputs(
             warn(f"opbench: warning: skipped an invalid result file: {exc}")
     if not inputs.runs:
         raise OpbenchError("no valid result file among the inputs: " + "; ".join(inputs.skipped))
-    for loaded in inputs.runs:  # users' suites, from the case modules that ran them
-        import_suites(loaded.run.protocol.get("suites") or {}, warn)
+    inputs.unjudged = unloaded_suites(inputs.runs)
+    for message in inputs.unjudged:
+        warn(f"opbench: warning: {message}")
     return inputs
+
+
+def unloaded_suites(runs: Iterable[LoadedRun]) -> list[str]:
+    """Why each suite the runs measured but the registry does not know is not judged, and how to load it."""
+    known, origins = suites(), {}
+    for loaded in runs:
+        for result in loaded.run.results:
+            origins.setdefault(result.suite, "")
+        for key, path in (loaded.run.protocol.get("suites") or {}).items():
+            origins[key] = origins.get(key) or path
+    return [
+        f"suite {key!r} is not judged (its results are in the tables, without a section or verdict): load its case "
+        f"module with --suite-file{f' (the run recorded {short(path)!r})' if path else ''}"
+        for key, path in origins.items()
+        if key not in known
+    ]
 
 
 def _matches(value: str, patterns: list[str]) -> bool:
@@ -149,7 +171,7 @@ class Report:
             if case_id in results and results[case_id].macs:
                 return results[case_id].macs
         case = self.cases.get(case_id)
-        return case.costs.macs if case else None
+        return case.macs if case else None
 
     def case_info(self, case_id: str) -> dict:
         """Shape and MACs as recorded in the results (no counting: that needs building the module)."""
