@@ -106,7 +106,7 @@ def test_metric_and_cases_tables_carry_numbers_and_case_ids(full_report: Path):
     assert "obs1/patch_embed/deit_k16s16/c384" in html and "1x3x224x224" in html
     comparisons = pd.read_csv(full_report.parent / "comparisons.csv")
     assert comparisons["value_low"].notna().any()
-    assert set(comparisons["suite"]) == {"obs1", "obs2", "obs3", "obs4", "models"}
+    assert set(comparisons["suite"]) == {"obs1", "obs2", "obs3", "obs4", "models", "overhead"}  # overhead: its A/A
     supporting = comparisons[(comparisons["role"] == "supporting") & (comparisons["suite"] != "models")]
     assert len(supporting) and supporting["value"].notna().all()  # comparisons no rule uses are quantified too
 
