@@ -240,7 +240,7 @@ def test_slim_measures_what_it_found(tmp_path, capsys):
     small = slim.search(table, 2e-3, parts(), FLOOR)
     code, out, err = _cli(capsys, "slim", "--budget-ms", "0.002", "--device", DEVICE, "--backend", "torch-eager",
                           "--results-dir", str(tmp_path), "--seconds", "0.01")  # fmt: skip
-    assert code == 2 and "no block lookup table" in err  # the table is for ort-cpu only
+    assert code == 2 and "no results for backend 'torch-eager'" in err  # the table is for ort-cpu only
     code, out, err = _cli(capsys, "slim", "--budget-ms", f"{small.predicted_s * 1e3 * 1.0001}", "--device", DEVICE,
                           "--backend", BACKEND, "--results-dir", str(tmp_path), "--seconds", "0.01")  # fmt: skip
     assert code == 0, err
@@ -283,3 +283,24 @@ def test_the_blocks_suite_runs_only_on_request():
     assert named.count("test_blocks[blocks/") == len(lookup_table(blocks.KEY).cases)
     pattern = "blocks/efficientformer/meta4d/*"
     assert _collected("--opbench-cases", pattern).count("test_blocks[") == len(select_cases("default", None, pattern))
+
+
+def test_predict_names_an_unknown_backend_and_the_reason_a_block_failed(tmp_path, capsys):
+    """An unknown backend is not 'a missing lookup table', and a block that failed says why, not 'not in any
+    result'."""
+    failed_id = model_blocks("efficientformer_l1")[0].case.id
+    run = _table_run(lambda c: 1e-4)
+    run.results = [
+        dataclasses.replace(r, status="failed", reason="ort-cpu could not prepare the case: boom", stats=None)
+        if r.case == failed_id
+        else r
+        for r in run.results
+    ]
+    builders.write(run, tmp_path)
+    common = ["--device", DEVICE, "--results-dir", str(tmp_path)]
+    code, _, err = _cli(capsys, "predict", "efficientformer_l1", "--backend", "no-such-backend", *common)
+    assert code == 2 and "no results for backend 'no-such-backend'" in err and BACKEND in err
+    code, _, err = _cli(capsys, "predict", "efficientformer_l1", "--backend", BACKEND, *common)
+    assert code == 2 and f"{failed_id}: failed (ort-cpu could not prepare the case: boom)" in err
+    code, _, err = _cli(capsys, "slim", "--budget-ms", "20", "--no-measure", "--backend", BACKEND, *common)
+    assert code == 2 and f"{failed_id}: failed (ort-cpu could not prepare the case: boom)" in err

@@ -47,20 +47,30 @@ class Prediction:
 def measured_table(
     paths: Iterable[Path | str], device: str, backend: str, extra: Predictions, suite: str
 ) -> dict[str, Measured]:
-    """Every ok result of one (device, backend), the latest run winning: the lookup table (cases of `suite`, which
-    draws `extra`) and the measured models."""
+    """Every result of one (device, backend), the latest run winning: the lookup table (cases of `suite`, which
+    draws `extra`) and the measured models; a failed or unsupported one is kept with its reason, so that a
+    prediction that needs it says why it is missing."""
     runs = [r for r in load_runs(paths) if r.source != "reference"]
     wanted = slugify(device) if any(ch.isalnum() for ch in device) else device
     runs = [r for r in runs if device in (r.device.name, r.device.slug) or r.device.slug == wanted]
     if not runs:
         raise OpbenchError(f"no results for device {device!r}; measure there first (make bench) or check the name")
+    measured_here = sorted({r.backend for run in runs for r in run.results})
+    if backend not in measured_here:
+        raise OpbenchError(
+            f"no results for backend {backend!r} on {device!r}; measured there: {', '.join(measured_here) or 'none'}"
+        )
     table: dict[str, Measured] = {}
     for run in sorted(runs, key=lambda r: r.created):
         for r in run.results:
-            if r.backend == backend and r.ok:
+            if r.backend != backend:
+                continue
+            if r.ok:
                 s = r.stats
                 table[r.case] = Measured(r.case, samples=s.samples, median_s=s.median_s, macs=r.macs, run_id=run.run_id)
-    if not any(block in table for m in extra.models for block, _ in m.blocks):
+            else:
+                table[r.case] = Measured(r.case, status=r.status, reason=r.reason, run_id=run.run_id)
+    if not any(_ok(table, block) for m in extra.models for block, _ in m.blocks):
         raise OpbenchError(
             f"no block lookup table for {device!r} / {backend!r}: run the {suite} suite there "
             f'(make bench ARGS="--opbench-suites {suite} --opbench-backends {backend}")'

@@ -74,13 +74,14 @@ def search(table: dict[str, Measured], budget_s: float, parts: Parts, floor_id: 
     per-call floor's case, paid once by the whole model (opbench.lookup.predict)."""
     if not is_positive_finite(budget_s):
         raise OpbenchError(f"the budget must be a positive number of milliseconds, not {budget_s * 1e3:g}")
-    missing = sorted({b for b in parts.values() if b not in table or table[b].macs is None})
+    missing = sorted({b for b in parts.values() if not (b in table and table[b].ok and table[b].macs is not None)})
     if missing:
+        first = table.get(missing[0], Measured(missing[0], status="missing"))
         raise OpbenchError(
             f"the lookup table lacks {len(missing)} search-space block(s) on this device/backend, e.g. "
-            f"{missing[0]}; measure the lookup table there"
+            f"{first.why_missing()}; measure the lookup table there"
         )
-    floor = table[floor_id].median_s if floor_id in table else 0.0
+    floor = table[floor_id].median_s if floor_id in table and table[floor_id].ok else 0.0
     t = {k: table[b].median_s - floor for k, b in parts.items()}
     m = {k: table[b].macs for k, b in parts.items()}
     best: Candidate | None = None
