@@ -9,11 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from opbench import stats
+from opbench.backends import REGISTRY
 from opbench.case import Case
 from opbench.results import Device, Result, Run, Stats, new_run, slugify, write_run
-from opbench.suite import plans
+from opbench.suite import plans, select_cases
 from opbench.verdict import Measured
 
 MACS = 1_000_000  # the same for every constructed case, so a time-per-MAC ratio equals the latency ratio
@@ -129,3 +131,29 @@ def all_results(
 
 def write(run: Run, folder: Path) -> Path:
     return write_run(run, folder)
+
+
+def case(case_id: str) -> Case:
+    """A built-in case of the default grid by id."""
+    (found,) = [c for c in select_cases() if c.id == case_id]
+    return found
+
+
+def available(name: str):
+    """The backend, or skip the test with the reason it cannot run here."""
+    backend = REGISTRY[name]()
+    reason = backend.unavailable_reason()
+    if reason:
+        pytest.skip(f"{name} unavailable here: {reason}")
+    return backend
+
+
+def timer(calls: list[int]):
+    """A stand-in for pytest-benchmark's timer: three calls, counted in `calls`."""
+
+    def time_it(fn):
+        for _ in range(3):
+            fn()
+        calls.append(3)
+
+    return time_it

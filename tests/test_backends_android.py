@@ -11,13 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from builders import available, case, timer
 from torch import nn
 
 from opbench.backends import REGISTRY, RunConfig
 from opbench.cache import ArtifactCache
 from opbench.case import make_case
 from opbench.measure import path as measuring
-from opbench.suite import select_cases
 
 ANDROID = ("litert-xnnpack", "litert-builtin", "mnn-cpu", "ncnn-cpu")
 # an activation alone, an LN-Linear projection on 2-D tokens, a GELU MLP (where MNN's own GELU is approximate)
@@ -25,31 +25,9 @@ CASES = ("obs4/act/relu/c1792_h7", "obs3/proj/ln_linear/c448_h7", "obs4/mlp/gelu
 PACKAGE = Path(__file__).resolve().parents[1] / "opbench"
 
 
-def case(case_id: str):
-    (found,) = [c for c in select_cases() if c.id == case_id]
-    return found
-
-
-def available(name: str):
-    backend = REGISTRY[name]()
-    reason = backend.unavailable_reason()
-    if reason:
-        pytest.skip(f"{name} unavailable here: {reason}")
-    return backend
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> ArtifactCache:
     return ArtifactCache(tmp_path_factory.mktemp("artifacts"))
-
-
-def timer(calls: list[int]):
-    def time_it(fn):
-        for _ in range(3):
-            fn()
-        calls.append(3)
-
-    return time_it
 
 
 @pytest.mark.parametrize("name", ANDROID)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from builders import available, case, timer
 from torch import nn
 
 from opbench.backends import REGISTRY, RunConfig, get_backend, parse_backends
@@ -18,34 +19,11 @@ from opbench.case import make_case
 from opbench.errors import BackendUnavailable
 from opbench.measure import path as measuring
 from opbench.results import Device, Result, load_run, new_run, validate
-from opbench.suite import select_cases
 
 COMPILERS = ("torch-inductor", "openvino-cpu", "openvino-cpu-default", "executorch-xnnpack")
 GPU = ("torch-cuda", "ort-cuda", "ort-tensorrt")
 # small cases: an activation alone, and an LN-Linear projection (LayerNorm is not delegated everywhere)
 CASES = ("obs4/act/relu/c1792_h7", "obs3/proj/ln_linear/c448_h7")
-
-
-def case(case_id: str):
-    (found,) = [c for c in select_cases() if c.id == case_id]
-    return found
-
-
-def available(name: str):
-    backend = REGISTRY[name]()
-    reason = backend.unavailable_reason()
-    if reason:
-        pytest.skip(f"{name} unavailable here: {reason}")
-    return backend
-
-
-def timer(calls: list[int]):
-    def time_it(fn):
-        for _ in range(3):
-            fn()
-        calls.append(3)
-
-    return time_it
 
 
 @pytest.fixture(scope="module")
