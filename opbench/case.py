@@ -6,11 +6,13 @@ every backend builds the same seeded module and input.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -20,15 +22,20 @@ from opbench.errors import BrokenCase, error_line
 
 SEED = 0
 BYTES_PER_ELEMENT = 4  # float32, the protocol's precision
+COLD_SUFFIX = "-cold"  # a cold case's id: its hot twin's id and this (opbench.measure.cold)
+
+Weights = Literal["hot", "cold"]
 
 
 @dataclass(frozen=True)
 class Costs:
-    """MACs and parameters counted by torch.utils.flop_counter; bytes = input + output + weights, once."""
+    """MACs and parameters counted by torch.utils.flop_counter; bytes = input + output + weights, once;
+    weight_bytes: the parameters and buffers alone (what a cold case's copies hold)."""
 
     macs: int
     param_count: int
     bytes: int
+    weight_bytes: int
 
 
 @dataclass(frozen=True)
@@ -41,12 +48,29 @@ class Case:
     factory: Callable[[], nn.Module] = field(repr=False, compare=False)
     group: str = ""
     description: str = ""
+    # the cache state its weights are timed in: hot (the case called again and again) or cold (each call on another
+    # of several prepared copies, opbench.measure.cold); a cold case computes what its hot twin computes
+    weights: Weights = "hot"
 
     @property
     def id(self) -> str:
-        """Stable id: suite/family/variant/params, e.g. obs1/patch_embed/deit_k16s16/c384."""
+        """Stable id: suite/family/variant/params, e.g. obs1/patch_embed/deit_k16s16/c384; a cold case's ends in
+        COLD_SUFFIX (blocks/efficientformer/meta4d/c48_h56-cold)."""
         shape = "_".join(f"{key}{value}" for key, value in self.params)
-        return "/".join(part for part in (self.suite, self.family, self.variant, shape) if part)
+        hot = "/".join(part for part in (self.suite, self.family, self.variant, shape) if part)
+        return hot + (COLD_SUFFIX if self.weights == "cold" else "")
+
+    def cold(self) -> Case:
+        """The case timed with its weights cold; it keeps this case as its hot twin, so costs and the fingerprint
+        are counted once for both."""
+        twin = dataclasses.replace(self, weights="cold")
+        twin.__dict__["hot"] = self  # the twin's cached `hot`
+        return twin
+
+    @functools.cached_property
+    def hot(self) -> Case:
+        """The case timed with its weights hot: itself, or a cold case's twin (what backends prepare and cache)."""
+        return self if self.weights == "hot" else dataclasses.replace(self, weights="hot")
 
     @property
     def slug(self) -> str:
@@ -105,6 +129,8 @@ class Case:
 
     @functools.cached_property
     def _counted(self) -> Costs | BrokenCase:
+        if self.weights != "hot":
+            return self.hot._counted
         shape = "x".join(map(str, self.input_shape))
         try:
             module, x = self.build(), self.example_input()
@@ -125,11 +151,15 @@ class Case:
             macs=counter.get_total_flops() // 2,
             param_count=sum(p.numel() for p in module.parameters()),
             bytes=(x.numel() + out.numel() + weights) * BYTES_PER_ELEMENT,
+            weight_bytes=weights * BYTES_PER_ELEMENT,
         )
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """Hash of what the case computes: structure, weights and input shape. Keys exported artifacts."""
+        """Hash of what the case computes: structure, weights and input shape. Keys exported artifacts; a cold
+        case's is its hot twin's (it computes the same)."""
+        if self.weights != "hot":
+            return self.hot.fingerprint
         module = self.build()
         digest = hashlib.sha256(f"{self.id}|{self.input_shape}|{module!r}".encode())
         for name, tensor in sorted(module.state_dict().items()):

@@ -15,7 +15,9 @@ pass land in one Result per case. Within a pass the groups run in Plan.run_order
 other pass.
 A case is prepared (exported, compiled, checked) in its first pass, kept loaded until its last and profiled after it.
 A suite scheduled `by_backend` (Suite.schedule: the whole models) runs its passes backend by backend instead, after
-the interleaved suites, so that only one backend's copies of its cases are loaded at a time. Before the first item,
+the interleaved suites, so that only one backend's copies of its cases are loaded at a time; a selected suite that
+names it in Suite.same_window (the block table) runs in the same passes (opbench.measure.order.sequence). A cold
+case (Case.weights, opbench.measure.cold) is prepared again in every pass. Before the first item,
 a timed run exports every selected case in worker processes (opbench.measure.export_ahead), so that a cold run's
 exports use every core.
 """
@@ -42,7 +44,7 @@ from opbench.files import check_folder
 from opbench.measure import allocator, window
 from opbench.measure import path as measuring
 from opbench.measure.export_ahead import Job, export_ahead
-from opbench.measure.order import Group, groups
+from opbench.measure.order import Group, Slot, groups, sequence
 from opbench.measure.profile_pass import profile_pass
 from opbench.results import (
     DEFAULT_DIR,
@@ -205,7 +207,8 @@ def _timing(config: pytest.Config) -> bool:
 
 ORDER = (
     "interleaved passes; a comparison group's members round-robin in one window, call by call; every other pass "
-    "reversed; suites scheduled by_backend last, their passes interleaved within each backend"
+    "reversed; suites scheduled by_backend last, their passes interleaved within each backend, beside the passes of "
+    "the selected suites that name them in same_window"
 )
 
 
@@ -301,7 +304,8 @@ class CaseRun:
             key, last = (case.id, self.backend), self.pass_index == self.state.passes
             if timed and outcome.status == "ok":
                 self.state.samples.setdefault(key, []).append(timed)
-            if outcome.status == "ok" and not last:
+            # a cold case's copies are prepared again each pass: every cold block's held at once would not fit in memory
+            if outcome.status == "ok" and not last and case.weights == "hot":
                 self.state.prepared[key] = outcome
             self.state.record(self._record(case, backend, outcome, last), timed=not benchmark.disabled)
         problems = {c.id: o for c, o in zip(members, outcomes, strict=True) if o.status != "ok"}
@@ -443,25 +447,18 @@ def _case_run(item: pytest.Item) -> CaseRun | None:
 
 
 def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
-    """Other items first, as collected; then pass after pass, each pass by suite (as collected), backend and the
-    suite's Plan.run_order, reversed within each (suite, backend) in every even pass (so the two sides of a
-    comparison take turns going first). Suites scheduled by_backend (Suite.schedule) come last, backend by backend,
-    all passes of one backend before the next (so that only one backend's copies are loaded at a time)."""
+    """Other items first, as collected; then the cases in the order opbench.measure.order.sequence gives: pass after
+    pass, by suite (as collected), backend and the suite's Plan.run_order; suites scheduled by_backend (Suite.schedule)
+    last, backend by backend, with the suites selected beside them that name them in Suite.same_window."""
     runs = [(item, run) for item in items if (run := _case_run(item)) is not None]
-    suites = list(dict.fromkeys(run.case.suite for _, run in runs))
-    rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in suites}
-    backends = list(dict.fromkeys(run.backend for _, run in runs))
-    by_backend = {key for key in suites if get_suite(key).schedule_for(state.grid) == "by_backend"}
-
-    def position(run: CaseRun) -> tuple:
-        within = rank[run.case.suite].get(run.case.id, -1) * (1 if run.pass_index % 2 else -1)
-        suite, backend = suites.index(run.case.suite), backends.index(run.backend)
-        if run.case.suite in by_backend:
-            return (1, suite, backend, run.pass_index, within)
-        return (0, run.pass_index, suite, backend, within)
-
+    keys = list(dict.fromkeys(run.case.suite for _, run in runs))
+    rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in keys}
+    slots = [
+        Slot(run.case.suite, run.backend, run.pass_index, rank[run.case.suite].get(run.case.id, -1)) for _, run in runs
+    ]
+    order = sequence(slots, {key: get_suite(key) for key in keys}, state.grid)
     others = [item for item in items if _case_run(item) is None]
-    return others + [item for item, run in sorted(runs, key=lambda r: position(r[1]))]
+    return others + [runs[i][0] for i in order]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -496,7 +493,7 @@ def export_jobs(runs: list[CaseRun]) -> list[Job]:
     by_case: dict[str, tuple[Case, CaseRun, list[str]]] = {}
     for run in runs:
         if run.backend in backends and run.pass_index == 1:
-            for case in run.group.members:
+            for case in (member.hot for member in run.group.members):  # a cold case prepares its hot twin
                 if not case.problem:  # a broken case fails in the run
                     by_case.setdefault(case.id, (case, run, []))[2].append(run.backend)
     largest = sorted(by_case.values(), key=lambda job: -job[0].param_count)

@@ -34,10 +34,15 @@ from opbench.options import is_positive_finite
 if TYPE_CHECKING:
     from opbench.case import Case
 
-# 3: stats.window (members of a comparison group timed round by round); 2: samples per pass (stats.passes_s);
-# 1: one block of samples (stats.samples_s)
-SCHEMA = "opbench-results/3"
-SCHEMAS = ("opbench-results/1", "opbench-results/2", SCHEMA)  # the versions that load; a schema-1 result is one pass
+# 4: weights (a case timed with its weights cold); 3: stats.window (members of a comparison group timed round by
+# round); 2: samples per pass (stats.passes_s); 1: one block of samples (stats.samples_s)
+SCHEMA = "opbench-results/4"
+SCHEMAS = (
+    "opbench-results/1",
+    "opbench-results/2",
+    "opbench-results/3",
+    SCHEMA,
+)  # the versions that load; a schema-1 result is one pass
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 DEFAULT_DIR = Path("device_results")
 MAX_SAMPLES = 10_000  # raw samples per result kept when a file is loaded (a timed run keeps about 1,000)
@@ -203,6 +208,40 @@ class Check:
 
 
 @dataclass(frozen=True)
+class ColdWeights:
+    """How cold a cold case's weights were (opbench.measure.cold): each timed call went to the next of `copies`
+    prepared copies, each holding `copy_weight_bytes` of weights (torch's count of parameters and buffers), against
+    a last-level cache of `llc_bytes` read from `llc_source` (or the fallback and why). `reaches_2x_llc` says
+    whether the copies together held at least twice the cache; a small block under the copy cap does not."""
+
+    copies: int
+    copy_weight_bytes: int
+    llc_bytes: int
+    llc_source: str
+    prepare_s: float  # preparing and checking every copy, in the pass that recorded it
+    checked: str = "every copy against eager; the result's check is the worst copy's"
+    state: Literal["cold"] = "cold"
+
+    @property
+    def total_weight_bytes(self) -> int:
+        return self.copies * self.copy_weight_bytes
+
+    @property
+    def reaches_2x_llc(self) -> bool:
+        return self.total_weight_bytes >= 2 * self.llc_bytes
+
+    def to_json(self) -> dict:
+        """The record with its derived facts, for readers of the file (they are derived again when it loads)."""
+        derived = {"total_weight_bytes": self.total_weight_bytes, "reaches_2x_llc": self.reaches_2x_llc}
+        return {**dataclasses.asdict(self), **derived}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ColdWeights:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
 class Result:
     """One (case, backend) measurement of a run: what was measured, how, its check and its statistics.
 
@@ -235,6 +274,7 @@ class Result:
     # alongside it, "runs": profiled runs} or {"unavailable": why}; categories are derived, never stored
     profile: dict | None = None
     reference: dict | None = None  # published numbers only: where they come from
+    weights: ColdWeights | None = None  # a cold case's copies (schema 4); None: timed hot, as every case before
 
     @classmethod
     def for_case(cls, case: Case, backend: str, **fields) -> Result:
@@ -256,9 +296,9 @@ class Result:
             if f.name in ("case", "suite"):
                 continue
             value = getattr(self, f.name)
-            if f.name in ("reference", "profile") and value is None:
+            if f.name in ("reference", "profile", "weights") and value is None:
                 continue
-            if isinstance(value, Stats | Check):
+            if isinstance(value, Stats | Check | ColdWeights):
                 value = value.to_json()
             data[f.name] = list(value) if isinstance(value, tuple) else value
         return data
@@ -271,6 +311,7 @@ class Result:
         values["input_shape"] = tuple(data.get("input_shape") or ())
         values["check"] = Check.from_json(data["check"]) if data.get("check") else None
         values["stats"] = Stats.from_json(data["stats"]) if data.get("stats") else None
+        values["weights"] = ColdWeights.from_json(data["weights"]) if data.get("weights") else None
         for key in ("params", "backend_options", "backend_versions", "info"):
             values[key] = data.get(key) or {}
         return cls(**values)

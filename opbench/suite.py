@@ -55,6 +55,10 @@ class Suite:
     # how its passes are ordered, for every grid or per grid: interleaved with the other suites' (pass 1 of every
     # case, then pass 2...), or after them backend by backend, so only one backend's copies of its cases are loaded
     schedule: Schedule | Callable[[str], Schedule] = "interleaved"
+    # suites timed in the same passes as this one when a run selects it with them (opbench.measure.order.sequence):
+    # a by_backend one among them draws this suite and the other selected ones into its schedule, pass k of each
+    # beside pass k of the others, backend by backend (the block table beside the models it predicts)
+    same_window: tuple[str, ...] = ()
 
     def schedule_for(self, grid: str) -> Schedule:
         return self.schedule(grid) if callable(self.schedule) else self.schedule

@@ -52,7 +52,7 @@ def test_samples_per_pass_round_trip_through_the_result_file(tmp_path):
     run = new_run(DEVICE, [dataclasses.replace(result(), stats=stats)], "pytest-benchmark", {"passes": 3})
     path = write_run(run, tmp_path)
     data = json.loads(path.read_text())
-    assert data["schema"] == "opbench-results/3"
+    assert data["schema"] == "opbench-results/4"
     assert data["results"][0]["stats"]["passes_s"] == [list(p) for p in passes]
     assert "samples_s" not in data["results"][0]["stats"]
     assert load_run(path).results[0].stats.passes_s == tuple(passes)

@@ -7,6 +7,7 @@ timed; a wrong artifact is never timed.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -17,7 +18,8 @@ import torch
 from opbench.backends.base import Backend, Prepared, RunConfig
 from opbench.case import Case
 from opbench.errors import UnsupportedCase, error_text
-from opbench.results import Check, Result, Stats
+from opbench.measure import cold
+from opbench.results import Check, ColdWeights, Result, Stats
 
 # (atol, rtol): passes when max |out - ref| <= atol + rtol * max |ref|
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -35,6 +37,7 @@ class Outcome:
     reason: str = ""
     check: Check | None = None
     prepared: Prepared | None = None
+    weights: ColdWeights | None = None  # a cold case's copies (opbench.measure.cold)
 
 
 @functools.cache
@@ -75,9 +78,12 @@ def prepare(case: Case, backend: Backend, config: RunConfig) -> Outcome:
     Never raises for a problem of the case on this backend: an exporter's refusal is `unsupported`; any other
     error while preparing or checking is `failed` with the error as its reason (nothing is counted ok), and so is a
     case that cannot be built or run in eager (Case.problem) or that is not deterministic, named as such.
+    A cold case is its hot twin prepared and checked once per copy, timed in rotation (prepare_cold).
     """
     if case.problem:
         return Outcome("failed", case.problem)
+    if case.weights == "cold":
+        return prepare_cold(case, backend, config)
     try:
         prepared = backend.prepare(case, config)
     except UnsupportedCase as exc:
@@ -95,6 +101,25 @@ def prepare(case: Case, backend: Backend, config: RunConfig) -> Outcome:
         )
         return Outcome("failed", nondeterminism(case) or reason, result, prepared)
     return Outcome("ok", check=result, prepared=prepared)
+
+
+def prepare_cold(case: Case, backend: Backend, config: RunConfig, llc: cold.LastLevelCache | None = None) -> Outcome:
+    """The case's hot twin prepared and checked cold.copies_needed times, as one rotation (opbench.measure.cold);
+    the first copy that is not ok is the outcome, its copy named. `llc`: the cache to size for (default: this
+    machine's)."""
+    llc = llc or cold.last_level_cache()
+    weight_bytes = case.costs.weight_bytes
+    copies = cold.copies_needed(weight_bytes, llc.bytes)
+    start, made = time.perf_counter(), []
+    for i in range(copies):
+        outcome = prepare(case.hot, backend, config)
+        if outcome.status != "ok" or outcome.prepared is None or outcome.check is None:
+            reason = f"copy {i + 1} of {copies} (weights cold): {outcome.reason}" if i else outcome.reason
+            return Outcome(outcome.status, reason, outcome.check, outcome.prepared)
+        made.append(outcome)
+    weights = ColdWeights(copies, weight_bytes, llc.bytes, llc.source, round(time.perf_counter() - start, 4))
+    worst = max((o.check for o in made), key=lambda c: c.max_abs_err)
+    return Outcome("ok", check=worst, prepared=cold.rotation([o.prepared for o in made]), weights=weights)
 
 
 def time_pass(outcome: Outcome, backend: Backend, timer: Callable[[Callable[[], object]], object]) -> Outcome:
@@ -140,4 +165,5 @@ def to_result(
         check=outcome.check,
         stats=stats,
         profile=profile,
+        weights=outcome.weights,
     )

@@ -1,7 +1,12 @@
 """The `blocks` suite, the block lookup table: every distinct block of the zoo's models and of EfficientFormer's
 slimming search space at the shape it runs at (opbench.lookup), on request only. Its report section predicts each
 zoo model from its blocks and compares with the model measured whole (the `models` suite), less the `overhead`
-suite's per-call floor."""
+suite's per-call floor.
+
+Every block is two cases: timed hot (its id from the table) and cold (its id + case.COLD_SUFFIX: each call on
+another of several copies, opbench.measure.cold), run back to back in a pass. A model's weights come from memory, as
+the cold block's do; the two tables bracket it. When `models` is selected too, this suite runs in the same passes as
+it (Suite.same_window), with the `overhead` floor."""
 
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ def plan(grid: str) -> Plan:
     p = Plan()
     for case in table(KEY).cases:
         p.add(case)
+        p.add(case.cold())
     p.extras.append(predictions())
     return p
 
@@ -49,10 +55,14 @@ SUITE = Suite(
     key=KEY,
     title="Block lookup table",
     plan=plan,
-    on_request=True,  # 184 cases: `make bench ARGS="--opbench-suites blocks,models,overhead"`
+    on_request=True,  # 184 blocks, hot and cold: `make bench ARGS="--opbench-suites blocks,models,overhead"`
     description=(
         "Every distinct block of the zoo's models and of EfficientFormer's slimming search space, at the shape it "
         "runs at (derived from the models by a forward pass with hooks), so that `opbench predict` can sum a "
-        "model's latency from its blocks and `opbench slim` can search under a latency budget."
+        "model's latency from its blocks and `opbench slim` can search under a latency budget. Each block is timed "
+        "twice: with its weights hot (called again and again) and cold (id ending in -cold: each call on another "
+        "of N copies whose weights together exceed twice the last-level cache, up to 64 copies), which bracket a "
+        "model's latency."
     ),
+    same_window=("models", "overhead"),
 )
