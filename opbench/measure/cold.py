@@ -68,8 +68,11 @@ def last_level_cache(root: Path = CACHE_DIR) -> LastLevelCache:
 
 
 def copies_needed(weight_bytes: int, llc_bytes: int, most: int = MAX_COPIES) -> int:
-    """How many copies hold COLD_FACTOR x the cache between them, from MIN_COPIES to `most`."""
-    wanted = math.ceil(COLD_FACTOR * llc_bytes / max(1, weight_bytes))
+    """How many copies hold COLD_FACTOR x the cache between them, from MIN_COPIES to `most`; MIN_COPIES for a case
+    without weights (nothing to make cold)."""
+    if weight_bytes <= 0:
+        return MIN_COPIES
+    wanted = math.ceil(COLD_FACTOR * llc_bytes / weight_bytes)
     return max(MIN_COPIES, min(most, wanted))
 
 
