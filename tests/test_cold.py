@@ -206,3 +206,54 @@ def test_without_the_table_the_floor_stays_interleaved_and_the_models_run_last()
     assert ordered(["models", "overhead"]) == [("overhead", b, p) for p in (1, 2) for b in "ab"] + [
         ("models", b, p) for b in "ab" for p in (1, 2)
     ]
+
+
+COLD_CONFTEST = """
+import dataclasses
+import opbench.suites.overhead as overhead
+from opbench.backends import REGISTRY
+from opbench.backends.torch_eager import TorchEager
+
+hot_plan = overhead.SUITE.plan
+
+def plan(grid):
+    p = hot_plan(grid)
+    for case in list(p.cases):
+        p.add(case.cold())
+    return p
+
+overhead.SUITE = dataclasses.replace(overhead.SUITE, plan=plan)
+
+class Counting(TorchEager):
+    name = "counting"
+    def prepare(self, case, config):
+        with open("prepared.txt", "a") as log:
+            log.write(case.id + "\\n")
+        return super().prepare(case, config)
+
+REGISTRY["counting"] = Counting
+pytest_plugins = ["opbench.pytest_plugin"]
+"""
+
+
+def test_a_timed_run_prepares_a_cold_case_s_copies_again_each_pass_and_records_them(pytester):
+    """Every cold block's copies held until its last pass would not fit in memory: they are made again each pass
+    (of the hot twin, whose export they share); the result names the cold case and carries its record."""
+    pytester.makeconftest(COLD_CONFTEST)
+    pytester.makepyfile(test_overhead='SUITE = "overhead"\n\n\ndef test_cases(opbench_case, benchmark):\n'
+                        "    opbench_case.measure(benchmark)\n")  # fmt: skip
+    out = pytester.path / "results"
+    result = pytester.runpytest_subprocess(
+        "--opbench-backends=counting", "--opbench-passes=2", "--opbench-cases=overhead/floor/add_one*",
+        "--benchmark-max-time=0.001", "--benchmark-min-rounds=3", "--opbench-export-workers=0", "-p",
+        "no:cacheprovider", f"--opbench-cache-dir={pytester.path / 'cache'}", f"--opbench-results-dir={out}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=4)
+    prepared = (pytester.path / "prepared.txt").read_text().split()
+    assert prepared == ["overhead/floor/add_one"] * (1 + 2 * cold.MIN_COPIES)  # hot once; two copies a pass
+    (path,) = out.rglob("*.json")
+    by_id = {r.case: r for r in load_run(path).results}
+    hot, timed = by_id["overhead/floor/add_one"], by_id["overhead/floor/add_one" + COLD_SUFFIX]
+    assert hot.weights is None and len(hot.stats.passes_s) == len(timed.stats.passes_s) == 2
+    assert timed.weights.copies == cold.MIN_COPIES and timed.weights.copy_weight_bytes == 0
+    assert timed.weights.llc_bytes > 0 and timed.weights.llc_source
