@@ -51,7 +51,9 @@ def export_cases(
     grid: str = "default",
     log: TextIO | None = None,
 ) -> dict:
-    """Export every case (cached), copy the artifacts to out_dir, write manifest.json and template.csv."""
+    """Export every case (cached), copy the artifacts to out_dir, write manifest.json and template.csv. A cold case
+    (Case.weights) is left out: its package is its hot twin's, and a device's tool times one package, hot."""
+    cases = [c for c in cases if c.weights == "hot"]
     log = log or sys.stderr
     out_dir = ensure_folder(out_dir, "export folder")
     previous = _previous_entries(out_dir / MANIFEST)

@@ -4,12 +4,16 @@ the last-level cache, its record in the result file, and the order that times th
 from __future__ import annotations
 
 import contextlib
+import io
 
 import pytest
 from torch import nn
 
+from opbench import export
+from opbench.backends import export_format
 from opbench.backends.base import RunConfig
 from opbench.backends.torch_eager import TorchEager
+from opbench.cache import ArtifactCache
 from opbench.case import COLD_SUFFIX, make_case
 from opbench.measure import cold, window
 from opbench.measure.order import Slot, anchors, sequence
@@ -257,3 +261,12 @@ def test_a_timed_run_prepares_a_cold_case_s_copies_again_each_pass_and_records_t
     assert hot.weights is None and len(hot.stats.passes_s) == len(timed.stats.passes_s) == 2
     assert timed.weights.copies == cold.MIN_COPIES and timed.weights.copy_weight_bytes == 0
     assert timed.weights.llc_bytes > 0 and timed.weights.llc_source
+
+
+def test_an_export_for_another_device_leaves_a_cold_case_out(tmp_path):
+    """A device's tool times one package, hot; a cold case's package would be its hot twin's again."""
+    fmt = export_format("onnx", "float32")
+    manifest = export.export_cases(
+        [CASE, CASE.cold()], fmt, tmp_path / "out", ArtifactCache(tmp_path), log=io.StringIO()
+    )
+    assert [e["case"] for e in manifest["entries"]] == [CASE.id]
