@@ -52,6 +52,7 @@ class Counting(TorchEager):
 
     def prepare(self, case, config):
         prepared, copy = super().prepare(case, config), len(self.checked)
+        assert config.copy == copy  # a backend that keeps what it prepared can tell the copies apart
         self.checked.append(0)
         run, infer, context = prepared.run, prepared.infer, prepared.context
 

@@ -61,6 +61,9 @@ class RunConfig:
     # the case will be profiled after it is timed: a backend whose profiler needs something made at export time
     # (ExecuTorch's ETRecord) makes it in the one export instead of exporting twice
     profiled: bool = False
+    # which of a cold case's copies is being prepared (opbench.measure.cold): a backend that keeps what it prepared
+    # in the process keys it by this too, so that every copy holds weights of its own
+    copy: int = 0
 
 
 class Backend(ABC):

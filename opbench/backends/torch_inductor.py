@@ -41,8 +41,9 @@ class _Compiled:
     fx_graph_cache: str = "miss"  # Inductor's on-disk FX graph cache: "hit" when a warm run skipped lowering
 
 
-# the in-process compile cache (case id, fingerprint, options, threads) -> compiled module or the compile error
-_COMPILED: dict[tuple[str, str, str, int], _Compiled] = {}
+# the in-process compile cache (case id, fingerprint, options, threads, copy) -> compiled module or the compile error;
+# each copy of a cold case (RunConfig.copy) compiles a module of its own (from Inductor's on-disk caches)
+_COMPILED: dict[tuple[str, str, str, int, int], _Compiled] = {}
 
 
 class TorchInductor(Backend):
@@ -74,7 +75,7 @@ class TorchInductor(Backend):
 
     def prepare(self, case: Case, config: RunConfig) -> Prepared:
         torch.set_num_threads(config.threads)  # Inductor bakes the thread count into its kernels at compile time
-        key = (case.id, case.fingerprint, json.dumps(self.options(), sort_keys=True), config.threads)
+        key = (case.id, case.fingerprint, json.dumps(self.options(), sort_keys=True), config.threads, config.copy)
         entry = _COMPILED.get(key)
         in_process = entry is not None
         if entry is None:

@@ -9,9 +9,11 @@ last-level cache, at least MIN_COPIES and at most MAX_COPIES (which bounds the p
 hold at most max(4 x LLC, MIN_COPIES x one copy). A small block may not reach twice the cache under the cap; the
 record (results.ColdWeights) says so.
 
-What the copies share: each is its own `prepare` (its own module, ORT session or OpenVINO Core and compiled model),
-so weights a runtime repacks are each copy's own; each copy also binds its own input, so an input larger than a
-share of the cache is colder than in a model (where it is the previous block's output, just written).
+What the copies share: each is its own `prepare` (its own module, ORT session, OpenVINO Core and compiled model,
+ExecuTorch method), told which copy it is (RunConfig.copy: torch-inductor compiles a module per copy instead of
+reusing the one it keeps in the process), so weights a runtime repacks are each copy's own. Each copy also binds its
+own input, so an input larger than a share of the cache is colder than in a model (where it is the previous block's
+output, just written).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ timed; a wrong artifact is never timed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -112,7 +113,7 @@ def prepare_cold(case: Case, backend: Backend, config: RunConfig, llc: cold.Last
     copies = cold.copies_needed(weight_bytes, llc.bytes)
     start, made = time.perf_counter(), []
     for i in range(copies):
-        outcome = prepare(case.hot, backend, config)
+        outcome = prepare(case.hot, backend, dataclasses.replace(config, copy=i))
         if outcome.status != "ok" or outcome.prepared is None or outcome.check is None:
             reason = f"copy {i + 1} of {copies} (weights cold): {outcome.reason}" if i else outcome.reason
             return Outcome(outcome.status, reason, outcome.check, outcome.prepared)
