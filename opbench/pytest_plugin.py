@@ -41,7 +41,7 @@ from opbench.cache import DEFAULT_ROOT, ArtifactCache
 from opbench.case import Case
 from opbench.errors import BackendUnavailable, OpbenchError
 from opbench.files import check_folder
-from opbench.measure import allocator, window
+from opbench.measure import allocator, cold, window
 from opbench.measure import path as measuring
 from opbench.measure.export_ahead import Job, export_ahead
 from opbench.measure.order import Group, Slot, groups, sequence
@@ -214,7 +214,7 @@ ORDER = (
 
 def timing_protocol(config: pytest.Config) -> dict:
     """How the run is timed, recorded in its result file: threads, grid, passes and their order, the allocator's
-    configuration and pytest-benchmark's settings."""
+    configuration, how cold cases are timed and pytest-benchmark's settings."""
     protocol = {
         "threads": config.getoption("opbench_threads"),
         "grid": config.getoption("opbench_grid"),
@@ -227,6 +227,7 @@ def timing_protocol(config: pytest.Config) -> dict:
             "call_cost_subtracted_above_s": window.COST_KEPT_S,
         },  # fmt: skip
         "allocator": allocator.configuration(),
+        "cold_weights": cold.protocol(),
     }
     for option, kind in (("warmup", str), ("warmup_iterations", int), ("min_rounds", int), ("min_time", float),
                          ("max_time", float)):  # fmt: skip

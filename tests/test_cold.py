@@ -262,6 +262,7 @@ def test_a_timed_run_prepares_a_cold_case_s_copies_again_each_pass_and_records_t
     assert hot.weights is None and len(hot.stats.passes_s) == len(timed.stats.passes_s) == 2
     assert timed.weights.copies == cold.MIN_COPIES and timed.weights.copy_weight_bytes == 0
     assert timed.weights.llc_bytes > 0 and timed.weights.llc_source
+    assert load_run(path).protocol["cold_weights"]["llc_bytes"] == timed.weights.llc_bytes
 
 
 def test_an_export_for_another_device_leaves_a_cold_case_out(tmp_path):

@@ -280,7 +280,7 @@ def _collected(*options: str) -> str:
 def test_the_blocks_suite_runs_only_on_request():
     assert "blocks/" not in _collected()  # a run that names no suite leaves it out
     named = _collected("--opbench-suites", "blocks")
-    assert named.count("test_blocks[blocks/") == len(lookup_table(blocks.KEY).cases)
+    assert named.count("test_blocks[blocks/") == 2 * len(lookup_table(blocks.KEY).cases)  # every block hot and cold
     pattern = "blocks/efficientformer/meta4d/*"
     assert _collected("--opbench-cases", pattern).count("test_blocks[") == len(select_cases("default", None, pattern))
 

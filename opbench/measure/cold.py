@@ -78,6 +78,17 @@ def copies_needed(weight_bytes: int, llc_bytes: int, most: int = MAX_COPIES) -> 
     return max(MIN_COPIES, min(most, wanted))
 
 
+def protocol(llc: LastLevelCache | None = None) -> dict:
+    """How a run times its cold cases, for its result file's protocol (each cold result records its own copies)."""
+    llc = llc or last_level_cache()
+    return {
+        "copies": f"ceil({COLD_FACTOR} x llc_bytes / a copy's weight bytes), from {MIN_COPIES} to {MAX_COPIES}",
+        "llc_bytes": llc.bytes,
+        "llc_source": llc.source,
+        "calls": "round-robin: each timed call on the next copy; every copy checked; copies prepared again each pass",
+    }
+
+
 def rotation(copies: Sequence[Prepared]) -> Prepared:
     """One Prepared over the copies: `run` calls the next copy in turn (round-robin, one iterator step more per
     call), `context` enters every copy's context, `infer` is the first copy's; so pytest-benchmark's loop and
