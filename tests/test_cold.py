@@ -15,12 +15,14 @@ from opbench.backends.base import RunConfig
 from opbench.backends.torch_eager import TorchEager
 from opbench.cache import ArtifactCache
 from opbench.case import COLD_SUFFIX, make_case
+from opbench.lookup.table import table
 from opbench.measure import cold, window
 from opbench.measure.order import Slot, anchors, sequence
 from opbench.measure.path import prepare, prepare_cold, time_pass, to_result
 from opbench.plan import Plan
 from opbench.results import ColdWeights, Device, load_run, new_run, validate, write_run
 from opbench.suite import Suite
+from opbench.suites import block_table
 
 LLC = cold.LastLevelCache(4096, "constructed")
 CONFIG = RunConfig()
@@ -272,3 +274,12 @@ def test_an_export_for_another_device_leaves_a_cold_case_out(tmp_path):
         [CASE, CASE.cold()], fmt, tmp_path / "out", ArtifactCache(tmp_path), log=io.StringIO()
     )
     assert [e["case"] for e in manifest["entries"]] == [CASE.id]
+
+
+def test_the_blocks_suite_keeps_every_table_case_as_it_was_with_its_cold_twin_after_it():
+    """The hot ids (and so their fingerprints and cached exports) do not move; each cold twin runs next to its hot
+    case in a pass, never in its window (a window's other members would evict the hot case's weights)."""
+    cases = block_table.plan("default")
+    hot = table(block_table.KEY).cases
+    assert cases.cases == [c for h in hot for c in (h, h.cold())] and not cases.comparisons
+    assert all(c.id.endswith(COLD_SUFFIX) == (c.weights == "cold") for c in cases.cases)
