@@ -72,6 +72,7 @@ class BlockSum:
     family: str
     case: str  # the case id of the model measured whole
     blocks: tuple[tuple[str, int], ...]  # (block case id, times the model uses it), in first-use order
+    weight_bytes: int = 0  # the weights of all its blocks: what a cold call of each reads from memory
 
 
 @dataclass

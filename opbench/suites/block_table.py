@@ -17,13 +17,14 @@ KEY = "blocks"
 
 def predictions() -> Predictions:
     """Every zoo model as the sum of its blocks, against the model measured whole."""
-    uses = table(KEY).uses
+    found = table(KEY)
     models = []
     for name, model in ZOO.items():
         counts: dict[str, int] = {}
-        for use in uses[name]:
+        for use in found.uses[name]:
             counts[use.case.id] = counts.get(use.case.id, 0) + 1
-        models.append(BlockSum(name, model.family, model_case(name).id, tuple(counts.items())))
+        weights = sum(found.weight_bytes[use.case.id] for use in found.uses[name])
+        models.append(BlockSum(name, model.family, model_case(name).id, tuple(counts.items()), weights))
     return Predictions(
         "Whole-model latency predicted from the blocks",
         "Each zoo model's latency predicted from its blocks' medians (summed, less the backend's per-call floor "
