@@ -51,7 +51,7 @@ def _scores(rows) -> None:
                   f"±5% {s[f'{prefix}within_5pct']:.0%}, RMSPE {s[f'{prefix}rmspe']:.1%}, "
                   f"mean error {s[f'{prefix}mean_error']:+.1%}")  # fmt: skip
         else:
-            print(f"  {name:9s} absent: {s[f'{name}_absent'] or 'no model validated'}")
+            print(f"  {name:9s} absent: {s.get(f'{name}_absent') or 'no model validated'}")
     if s["bracket_models"]:
         print(f"  measured between the hot and the cold sum: {s['bracketed']:.0f} of {s['bracket_models']:.0f} models")
 

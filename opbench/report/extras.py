@@ -31,17 +31,30 @@ def view(report: Report, extra: Extra, targets: list[Target]) -> dict:
 
 
 def _predictions(report: Report, extra: Predictions, found: dict) -> None:
-    """Per target, then per target and family: models validated, within +-10% / +-5%, RMSPE, mean error."""
-    summary = prediction.summary
+    """Per target, the hot sum, the cold sum and the corrected prediction side by side: models validated, within
+    +-10% / +-5%, RMSPE, mean error; the bracket count and why a predictor is absent in the notes (per family:
+    prediction_summary.csv)."""
     table = build.predicted(report, extra)
-    found["columns"] = ["device / backend", "family", "models validated", "within ±10%", "within ±5%", "RMSPE",
-                        "mean error", "plain sum within ±10%"]  # fmt: skip
-    for families, frame in ((False, summary(table)), (True, summary(table, ("device", "backend", "family")))):
-        for r in frame.itertuples():
-            found["rows"].append(
-                [f"{r.device} / {r.backend}", r.family if families else "(all)", r.models, f"{r.within_10pct:.0%}",
-                 f"{r.within_5pct:.0%}", f"{r.rmspe:.1%}", f"{r.mean_error:+.1%}", f"{r.plain_within_10pct:.0%}"]
-            )  # fmt: skip
+    found["columns"] = ["device / backend", "predictor", "models validated", "within ±10%", "within ±5%", "RMSPE",
+                        "mean error"]  # fmt: skip
+    for r in prediction.summary(table).to_dict("records"):
+        target = f"{r['device']} / {r['backend']}"
+        for name, prefix in prediction.PREDICTORS.items():
+            if r[f"{prefix}models"]:
+                found["rows"].append(
+                    [target, name + (" (best)" if r["best"] == name else ""), r[f"{prefix}models"],
+                     f"{r[f'{prefix}within_10pct']:.0%}", f"{r[f'{prefix}within_5pct']:.0%}",
+                     f"{r[f'{prefix}rmspe']:.1%}", f"{r[f'{prefix}mean_error']:+.1%}"]
+                )  # fmt: skip
+            else:
+                found["rows"].append([target, name, 0, "absent", "", "", ""])
+                why = r.get(f"{name}_absent") or "nothing validated"
+                found["notes"].append(f"{target}: no {name} prediction: {why}")
+        if r["bracket_models"]:
+            found["notes"].append(
+                f"{target}: measured between the hot and the cold sum for {r['bracketed']} of {r['bracket_models']} "
+                "models (outside it: fusion across blocks or per-call costs, not the cache)"
+            )
     if table.empty:
         found["notes"].append("No target has both the blocks and whole models measured.")
 
