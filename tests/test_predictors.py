@@ -264,3 +264,19 @@ def test_slim_with_a_cold_predictor_names_a_missing_cold_block(tmp_path):
     cold = gap.Predictor("cold", cold=True)
     with pytest.raises(OpbenchError, match="lacks .* search-space block.*-cold: not in any result"):
         slim.search(table, 1.0, parts, None, cold, lookup.weight_bytes)
+
+
+def test_the_report_shows_the_three_predictors_side_by_side_with_the_bracket(tmp_path):
+    from opbench.report import render
+
+    results = _results(hot_s, cold=True, models=_everything_measured())
+    builders.write(dataclasses.replace(builders.make_run(builders.MARKUP_DEVICE, results)), tmp_path / "runs")
+    out = render([tmp_path / "runs"], tmp_path / "r" / "index.html", progress=False)
+    html = out.read_text()
+    assert "corrected (best)" in html and ">cold<" in html and ">hot<" in html
+    assert "measured between the hot and the cold sum for 0 of 17 models" in html
+    assert "<b>box</b>" not in html and "&lt;b&gt;box&lt;/b&gt;" in html
+    per_model = pd.read_csv(tmp_path / "r" / "prediction.csv")
+    assert {"predicted_ms", "cold_ms", "corrected_ms", "corrected_error", "in_bracket"} <= set(per_model.columns)
+    summary = pd.read_csv(tmp_path / "r" / "prediction_summary.csv")
+    assert {"within_10pct", "cold_within_10pct", "corrected_rmspe", "bracketed", "best"} <= set(summary.columns)
