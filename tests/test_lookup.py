@@ -47,6 +47,9 @@ def test_blocks_cover_every_module_of_the_model(name):
     assert sum(p.numel() for p in covered) == sum(p.numel() for p in model.parameters())
     assert sum(u.case.costs.param_count for u in uses) == model_case(name).costs.param_count
     assert sum(u.case.costs.macs for u in uses) == model_case(name).costs.macs
+    weights = sum(p.numel() for p in model.parameters()) * 4  # float32
+    per_block = lookup_table(blocks.KEY).weight_bytes
+    assert EXTRA.model(name).weight_bytes == weights == sum(per_block[u.case.id] for u in uses)
 
 
 def test_identical_blocks_are_one_entry_and_ids_are_unique():

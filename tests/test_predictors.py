@@ -280,3 +280,17 @@ def test_the_report_shows_the_three_predictors_side_by_side_with_the_bracket(tmp
     assert {"predicted_ms", "cold_ms", "corrected_ms", "corrected_error", "in_bracket"} <= set(per_model.columns)
     summary = pd.read_csv(tmp_path / "r" / "prediction_summary.csv")
     assert {"within_10pct", "cold_within_10pct", "corrected_rmspe", "bracketed", "best"} <= set(summary.columns)
+
+
+@pytest.mark.parametrize("coefficients", [(0.0, 1.0, 0.01, 0.0), (0.0, 1.0, 0.0, 0.02), (0.1, 0.9, 0.003, 0.01)])
+def test_slim_gives_the_correction_each_candidate_s_weights_and_block_count(coefficients):
+    lookup = lookup_table(blocks.KEY)
+    parts = slim.parts(lookup)
+    table = {b: Measured(b, median_s=hot_s(b), macs=1 + zlib.crc32(b.encode()) % 100) for b in set(parts.values())}
+    predictor = gap.Predictor("corrected", cold=False, gap=gap.Gap(coefficients, ()))
+    best = slim.search(table, 0.02, parts, None, predictor, lookup.weight_bytes)
+    found = best.blocks(parts)
+    weights = sum(lookup.weight_bytes[b] for b in found)
+    assert best.sum_s == pytest.approx(sum(table[b].median_s for b in found))
+    assert best.predicted_s == pytest.approx(gap.Gap(coefficients, ()).latency(best.sum_s, weights, len(found)))
+    assert best.macs == sum(table[b].macs for b in found) and best.predicted_s <= 0.02
