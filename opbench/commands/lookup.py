@@ -39,21 +39,21 @@ def lookup_table(args: argparse.Namespace):
 
 def _scores(rows) -> None:
     """The target's validation, one line per predictor (opbench.lookup.predict.summary)."""
-    from opbench.lookup.predict import PREDICTORS, summary
+    from opbench.lookup.predict import PREDICTORS, scores_of, summary
 
     if rows.empty:
         print("validation: no zoo model measured whole here, so no predictor is validated")
         return
-    s = summary(rows).iloc[0]
-    for name, prefix in PREDICTORS.items():
-        if s[f"{prefix}models"]:
-            print(f"  {name:9s} over {s[f'{prefix}models']:.0f} models: within ±10% {s[f'{prefix}within_10pct']:.0%}, "
-                  f"±5% {s[f'{prefix}within_5pct']:.0%}, RMSPE {s[f'{prefix}rmspe']:.1%}, "
-                  f"mean error {s[f'{prefix}mean_error']:+.1%}")  # fmt: skip
+    row = summary(rows).iloc[0].to_dict()
+    for name in PREDICTORS:
+        s = scores_of(row, name)
+        if s["validated"]:
+            print(f"  {name:9s} over {s['validated']} models: within ±10% {s['within_10pct']:.0%}, "
+                  f"±5% {s['within_5pct']:.0%}, RMSPE {s['rmspe']:.1%}, mean error {s['mean_error']:+.1%}")  # fmt: skip
         else:
-            print(f"  {name:9s} absent: {s.get(f'{name}_absent') or 'no model validated'}")
-    if s["bracket_models"]:
-        print(f"  measured between the hot and the cold sum: {s['bracketed']:.0f} of {s['bracket_models']:.0f} models")
+            print(f"  {name:9s} absent: {s['absent'] or 'no model validated'}")
+    if row["bracket_models"]:
+        print(f"  measured between the hot and the cold sum: {row['bracketed']} of {row['bracket_models']} models")
 
 
 def _validation(measured, extra, args: argparse.Namespace):

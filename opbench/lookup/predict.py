@@ -235,6 +235,14 @@ def summary(table: pd.DataFrame, by: Sequence[str] = ("device", "backend")) -> p
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
+def scores_of(row: dict, name: str) -> dict:
+    """One predictor's scores from a summary row, without its prefix; `validated`: how many models, `absent`: why
+    none (or '')."""
+    prefix = PREDICTORS[name]
+    found = {c: row.get(f"{prefix}{c}") for c in SCORES[1:]}
+    return {"validated": int(row.get(f"{prefix}{SCORES[0]}") or 0), **found, "absent": row.get(f"{name}_absent", "")}
+
+
 def best(scores: dict) -> str:
     """The predictor with the lowest RMSPE over its validated models (the simpler one on a tie)."""
     present = [n for n, prefix in PREDICTORS.items() if scores.get(f"{prefix}models", 0)]
@@ -249,7 +257,7 @@ def best_predictor(rows: pd.DataFrame) -> gap.Predictor:
         return gap.RAW_HOT
     scores = summary(rows).iloc[0].to_dict()
     name, base = scores["best"], rows["corrected_from"].iloc[0]
-    prefix = PREDICTORS[name]
+    chosen = scores_of(scores, name)
     fitted = gap.fit(_gap_rows(rows, base)) if name == "corrected" else None
     cold = name == "cold" or (name == "corrected" and base == "cold")
-    return gap.Predictor(name, cold, fitted, scores[f"{prefix}rmspe"], int(scores[f"{prefix}models"]))
+    return gap.Predictor(name, cold, fitted, chosen["rmspe"], chosen["validated"])

@@ -39,17 +39,17 @@ def _predictions(report: Report, extra: Predictions, found: dict) -> None:
                         "mean error"]  # fmt: skip
     for r in prediction.summary(table).to_dict("records"):
         target = f"{r['device']} / {r['backend']}"
-        for name, prefix in prediction.PREDICTORS.items():
-            if r[f"{prefix}models"]:
+        for name in prediction.PREDICTORS:
+            s = prediction.scores_of(r, name)
+            if s["validated"]:
                 found["rows"].append(
-                    [target, name + (" (best)" if r["best"] == name else ""), r[f"{prefix}models"],
-                     f"{r[f'{prefix}within_10pct']:.0%}", f"{r[f'{prefix}within_5pct']:.0%}",
-                     f"{r[f'{prefix}rmspe']:.1%}", f"{r[f'{prefix}mean_error']:+.1%}"]
+                    [target, name + (" (best)" if r["best"] == name else ""), s["validated"],
+                     f"{s['within_10pct']:.0%}", f"{s['within_5pct']:.0%}", f"{s['rmspe']:.1%}",
+                     f"{s['mean_error']:+.1%}"]
                 )  # fmt: skip
             else:
                 found["rows"].append([target, name, 0, "absent", "", "", ""])
-                why = r.get(f"{name}_absent") or "nothing validated"
-                found["notes"].append(f"{target}: no {name} prediction: {why}")
+                found["notes"].append(f"{target}: no {name} prediction: {s['absent'] or 'nothing validated'}")
         if r["bracket_models"]:
             found["notes"].append(
                 f"{target}: measured between the hot and the cold sum for {r['bracketed']} of {r['bracket_models']} "
