@@ -270,7 +270,7 @@ def test_the_report_shows_the_three_predictors_side_by_side_with_the_bracket(tmp
     from opbench.report import render
 
     results = _results(hot_s, cold=True, models=_everything_measured())
-    builders.write(dataclasses.replace(builders.make_run(builders.MARKUP_DEVICE, results)), tmp_path / "runs")
+    builders.write(builders.make_run(builders.MARKUP_DEVICE, results), tmp_path / "runs")
     out = render([tmp_path / "runs"], tmp_path / "r" / "index.html", progress=False)
     html = out.read_text()
     assert "corrected (best)" in html and ">cold<" in html and ">hot<" in html
@@ -294,3 +294,12 @@ def test_slim_gives_the_correction_each_candidate_s_weights_and_block_count(coef
     assert best.sum_s == pytest.approx(sum(table[b].median_s for b in found))
     assert best.predicted_s == pytest.approx(gap.Gap(coefficients, ()).latency(best.sum_s, weights, len(found)))
     assert best.macs == sum(table[b].macs for b in found) and best.predicted_s <= 0.02
+
+
+def test_the_report_says_why_the_cold_sum_is_absent(tmp_path):
+    from opbench.report import render
+
+    results = _results(hot_s, cold=False, models=_everything_measured())
+    builders.write(builders.make_run(DEVICE, results), tmp_path / "runs")
+    html = render([tmp_path / "runs"], tmp_path / "r" / "index.html", progress=False).read_text()
+    assert f"{DEVICE} / {BACKEND}: no cold prediction: {predict.NO_COLD}" in html and ">absent<" in html

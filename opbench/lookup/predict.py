@@ -30,7 +30,7 @@ from opbench.stats import Estimate
 from opbench.verdict import Measured
 
 PREDICTORS = {"hot": "", "cold": "cold_", "corrected": "corrected_"}  # a predictor's name -> its columns' prefix
-NO_COLD = "no cold rows for this device/backend (the blocks suite timed them hot only)"
+NO_COLD = "no cold rows for this device/backend (its lookup table was timed hot only)"
 
 
 @dataclass(frozen=True)
