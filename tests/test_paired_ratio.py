@@ -122,7 +122,7 @@ def test_intervals_over_three_passes_hold_the_truth_when_each_pass_lands_somewhe
     for run in range(200):
         offsets = rng.normal(0, 0.004, size=3)
         a = [list(1e-3 * np.exp(rng.normal(0, 0.01, size=50))) for _ in offsets]
-        b = [list(np.asarray(p) * np.exp(o + rng.normal(0, 0.002, size=50))) for p, o in zip(a, offsets)]
+        b = [list(np.asarray(p) * np.exp(o + rng.normal(0, 0.002, size=50))) for p, o in zip(a, offsets, strict=True)]
         e = stats.ratio(b, a, windows=(run, run))
         assert e.paired
         held += e.low <= 1.0 <= e.high
