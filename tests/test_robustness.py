@@ -16,6 +16,7 @@ from builders import all_results, make_run, write
 
 from opbench import files
 from opbench import report as reporting
+from opbench.report import tables
 from opbench.analysis import compare
 from opbench.backends import Backend, Prepared, RunConfig, get_backend
 from opbench.cache import ArtifactCache, checksum_file
@@ -220,10 +221,10 @@ def test_a_render_that_fails_after_the_first_table_leaves_the_previous_report(tm
     before = snapshot(out.parent)
     write(make_run("Other", all_results("ort-cpu", keys=("obs3",))), folder)  # a new render would change every file
 
-    def broken(report):
+    def broken(judged):
         raise RuntimeError("the second table broke")
 
-    monkeypatch.setitem(reporting.CSV_TABLES, list(reporting.CSV_TABLES)[1], broken)
+    monkeypatch.setattr(tables, "verdicts_table", broken)
     with pytest.raises(RuntimeError, match="second table"):
         reporting.render([folder], out, progress=False)
     assert snapshot(out.parent) == before
