@@ -16,13 +16,13 @@ from builders import all_results, make_run, write
 
 from opbench import files
 from opbench import report as reporting
-from opbench.report import tables
 from opbench.analysis import compare
 from opbench.backends import Backend, Prepared, RunConfig, get_backend
 from opbench.cache import ArtifactCache, checksum_file
 from opbench.cli import main
 from opbench.errors import BackendUnavailable
 from opbench.measure.path import measure, reference
+from opbench.report import tables
 from opbench.results import Result, Stats
 from opbench.suite import select_cases
 

@@ -32,6 +32,7 @@ from opbench.suite import Suite, plans, suites
 from opbench.verdict import Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
+TARGET = ("device", "backend")  # the columns that name a target in the prediction validation
 
 
 @dataclass
@@ -284,6 +285,6 @@ def validate_predictions(judged: Judgement) -> list[Validation]:
     found = []
     for extra in (e for p in judged.plans.values() for e in p.extras if isinstance(e, Predictions)):
         models = prediction.validation(tables, extra)
-        by_target = prediction.summary(models, ("device", "backend"))
-        found.append(Validation(extra, models, by_target, prediction.summary(models, ("device", "backend", "family"))))
+        by_target, by_family = (prediction.summary(models, by) for by in (TARGET, (*TARGET, "family")))
+        found.append(Validation(extra, models, by_target, by_family))
     return found

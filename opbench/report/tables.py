@@ -35,6 +35,7 @@ class Tables:
 
 
 def make(judged: Judgement, baseline: Target | None, validations: list[Validation]) -> Tables:
+    """Every table of the render, each made here and only here."""
     return Tables(
         results=results_table(judged),
         verdicts=verdicts_table(judged),
