@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from opbench.analysis.judge import REFERENCE, Inputs, LoadedRun, judge
 from opbench.errors import OpbenchError
 from opbench.plan import CONTROL
-from opbench.report.build import REFERENCE, Inputs, LoadedRun, build
 from opbench.results import load_run, result_files
 from opbench.stats import Estimate
 from opbench.verdict import STATUS_MARK
@@ -70,19 +70,19 @@ class Judged:
     controls: dict[tuple[str, str, str, str], Estimate]  # the A/A controls' ratios (plan.CONTROL), kept apart
 
 
-def judge(loaded: LoadedRun) -> Judged:
-    report = build(Inputs([loaded]))
+def judge_alone(loaded: LoadedRun) -> Judged:
+    judgement = judge(Inputs([loaded]))
     found = {}
-    for key, judged in report.verdicts.items():
-        for v in judged:
+    for key, verdicts in judgement.verdicts.items():
+        for v in verdicts:
             device, backend = (v.target.device_name, v.target.backend) if v.target else ("(all pairs)", "(all pairs)")
             number = f" {v.key_text}" if v.key is not None else ""
             marks = f" passes {''.join(STATUS_MARK[s] for s in v.by_pass)}" if v.by_pass else ""
             found[key, device, backend] = (v.status, f"{v.status_label}{number}{marks}")
     ratios: dict[tuple[str, str, str, str], Estimate] = {}
     controls: dict[tuple[str, str, str, str], Estimate] = {}
-    for key in report.suites:
-        for row in report.rows(key):
+    for key in judgement.suites:
+        for row in judgement.rows(key):
             if row.target and row.estimate is not None and row.estimate.has_interval and not row.point_only:
                 kept = controls if row.role == CONTROL else ratios
                 kept[key, row.target.device_name, row.target.backend, row.comparison] = row.estimate
@@ -134,7 +134,7 @@ def agreement(judged: list[Judged]) -> tuple[float | None, int, float | None]:
 def table(runs: list[LoadedRun]) -> tuple[pd.DataFrame, Summary]:
     """One row per (suite, device, backend) measured in some run: each run's verdict, identical or flipped; and the
     summary. OpbenchError when the runs measured neither a verdict nor a comparison."""
-    judged = [judge(r) for r in runs]
+    judged = [judge_alone(r) for r in runs]
     keys = list(dict.fromkeys(k for j in judged for k in j.verdicts))
     rows = []
     for key in keys:
