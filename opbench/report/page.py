@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from opbench import stats
 from opbench.analysis.judge import Judgement, Validation
-from opbench.plan import Comparison
+from opbench.plan import CONTROL, Comparison
 from opbench.report import extras as extra_views
 from opbench.report import figures
 from opbench.report.tables import SOURCE_LABELS, Tables
@@ -91,6 +91,32 @@ def _row_view(row: Row | None) -> dict:
         "title": f"{STATUS_LABELS.get(status, 'supporting evidence')}; {row.candidate} / {row.baseline}"
         + (f"; {HOW[how]}" if how else ""),
     }
+
+
+def _controls(judged: Judgement, key: str) -> list[str]:
+    """The names of a suite's A/A controls (plan.CONTROL)."""
+    return [c.name for c in judged.plans[key].comparisons if c.role == CONTROL]
+
+
+def _control_view(judged: Judgement, key: str, name: str, targets: list[Target]) -> dict:
+    """An A/A control's row under the summary: per target the width of its interval, the noise floor of every
+    comparison there, and whether the interval holds 1 as it must."""
+    found = {row.target: row.estimate for row in judged.rows(key) if row.comparison == name and row.target}
+    cells = []
+    for t in targets:
+        e = found.get(t)
+        if e is None or not e.has_interval:
+            cells.append({"text": "not measured", "holds": None, "title": ""})
+            continue
+        holds = e.low <= 1 <= e.high  # type: ignore[operator]
+        cells.append(
+            {
+                "text": f"width {e.high / e.low - 1:.1%}",  # type: ignore[operator]
+                "holds": holds,
+                "title": f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]",
+            }
+        )
+    return {"name": name, "suite": judged.suites[key], "cells": cells}
 
 
 def page(
@@ -197,6 +223,7 @@ def page(
                 }
             )
         summary.append({"suite": suite, "cells": cells})
+    controls = [_control_view(judged, key, name, targets) for key in judged.suites for name in _controls(judged, key)]
 
     cross_rows = []
     for record in tables.cross_backend.to_dict("records"):
@@ -223,6 +250,7 @@ def page(
         "targets": targets,
         "target_sources": {t: SOURCE_LABELS.get(t.source, t.source) for t in targets},
         "summary": summary,
+        "controls": controls,
         "sections": sections,
         "cross_rows": cross_rows,
         "baseline": baseline,
