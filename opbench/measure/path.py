@@ -6,6 +6,7 @@ timed; a wrong artifact is never timed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,29 @@ class Outcome:
     reason: str = ""
     check: Check | None = None
     prepared: Prepared | None = None
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """What a case's first preparation in the process cost and noted (export time, cache hit, info such as a repaired
+    cache entry): recorded with its result, though every pass times an instance prepared afresh."""
+
+    export_s: float
+    cache_hit: bool
+    info: dict
+
+    @classmethod
+    def of(cls, prepared: Prepared) -> Preparation:
+        return cls(prepared.export_s, prepared.cache_hit, prepared.info)
+
+    def onto(self, outcome: Outcome) -> Outcome:
+        """The outcome of a later pass, recorded with the first preparation's costs and notes."""
+        if outcome.prepared is None:
+            return outcome
+        prepared = dataclasses.replace(
+            outcome.prepared, export_s=self.export_s, cache_hit=self.cache_hit, info=self.info
+        )
+        return dataclasses.replace(outcome, prepared=prepared)
 
 
 @functools.cache
