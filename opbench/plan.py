@@ -10,13 +10,17 @@ from dataclasses import dataclass, field
 from opbench.case import Case
 
 SUPPORTING = "supporting"  # the role of a comparison that no part of a rule uses: shown, quantified, not judged
+# the role of an A/A control, a case against an identical copy of itself: not judged; its interval must hold 1, and its
+# width, the noise floor of a comparison on that target, is shown beside the target's verdicts
+CONTROL = "control"
 
 
 @dataclass(frozen=True)
 class Comparison:
     """Candidate against baseline at matched output; the metric is candidate / baseline latency (or time per MAC).
 
-    `role` names the part of the suite's rule the comparison feeds, or SUPPORTING: evidence shown beside it."""
+    `role` names the part of the suite's rule the comparison feeds, or SUPPORTING: evidence shown beside it, or
+    CONTROL: an A/A control."""
 
     name: str
     baseline: Case
@@ -72,6 +76,7 @@ class BlockSum:
     family: str
     case: str  # the case id of the model measured whole
     blocks: tuple[tuple[str, int], ...]  # (block case id, times the model uses it), in first-use order
+    weight_bytes: int = 0  # the weights of all its blocks: what a cold call of each reads from memory
 
 
 @dataclass
@@ -121,8 +126,8 @@ class Plan:
         minutes, so the two sides of a ratio must run seconds apart; a baseline shared by several comparisons runs
         next to its first candidate and a few cases before the others."""
         order: dict[str, Case] = {}
-        ruled = [c for c in self.comparisons if c.role != SUPPORTING]
-        for c in ruled + [c for c in self.comparisons if c.role == SUPPORTING]:
+        ruled = [c for c in self.comparisons if c.role not in (SUPPORTING, CONTROL)]
+        for c in ruled + [c for c in self.comparisons if c.role in (SUPPORTING, CONTROL)]:
             order.setdefault(c.baseline.id, c.baseline)
             order.setdefault(c.candidate.id, c.candidate)
         for case in self.cases:

@@ -13,11 +13,12 @@ Passes (--opbench-passes N): every (group, backend) runs N times, in interleaved
 (group, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh, and the samples of every
 pass land in one Result per case. Within a pass the groups run in Plan.run_order (per backend), reversed in every
 other pass.
-A case is prepared (exported, compiled, checked) in its first pass, kept loaded until its last and profiled after it.
-A suite scheduled `by_backend` (Suite.schedule: the whole models) runs its passes backend by backend instead, after
-the interleaved suites, so that only one backend's copies of its cases are loaded at a time; a selected suite that
-names it in Suite.same_window (the block table) runs in the same passes (opbench.measure.order.sequence). A cold
-case (Case.weights, opbench.measure.cold) is prepared again in every pass. Before the first item,
+A case is prepared (loaded from the export cache, compiled, checked) afresh in every pass, so that its instance's
+place in memory varies between passes, and profiled after its last (a cold case, Case.weights: its N copies, each
+pass, opbench.measure.cold). A suite scheduled `by_backend` (Suite.schedule: the whole models) runs its passes
+backend by backend instead, after the interleaved suites, so that one backend's runtime at a time holds its cases'
+memory; a selected suite that names it in Suite.same_window (the block table) runs in the same passes
+(opbench.measure.order.sequence). Before the first item,
 a timed run exports every selected case in worker processes (opbench.measure.export_ahead), so that a cold run's
 exports use every core.
 """
@@ -78,7 +79,7 @@ class RunState:
     passes: int = 1  # 1 when nothing is timed (--benchmark-disable)
     results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
     samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
-    prepared: dict[tuple[str, str], measuring.Outcome] = field(default_factory=dict)  # between a case's passes
+    preparations: dict[tuple[str, str], measuring.Preparation] = field(default_factory=dict)  # the first pass's
     call_costs: dict[str, float | None] = field(default_factory=dict)  # backend -> what timing one call costs
     journal: Journal | None = None  # the run written as it goes, so a killed run keeps what it finished
     unavailable: dict[str, str] = field(default_factory=dict)
@@ -206,9 +207,9 @@ def _timing(config: pytest.Config) -> bool:
 
 
 ORDER = (
-    "interleaved passes; a comparison group's members round-robin in one window, call by call; every other pass "
-    "reversed; suites scheduled by_backend last, their passes interleaved within each backend, beside the passes of "
-    "the selected suites that name them in same_window"
+    "interleaved passes; every case prepared afresh each pass; a comparison group's members round-robin in one "
+    "window, call by call; every other pass reversed; suites scheduled by_backend last, their passes interleaved "
+    "within each backend, beside the passes of the selected suites that name them in same_window"
 )
 
 
@@ -291,10 +292,7 @@ class CaseRun:
             pytest.skip(
                 "; ".join(f"{r.status} on {backend.name} in an earlier pass: {r.reason}" for r in gone.values())
             )
-        outcomes = [
-            self.state.prepared.pop((c.id, self.backend), None) or measuring.prepare(c, backend, self.config(c))
-            for c in members
-        ]
+        outcomes = [self._prepare(c, backend) for c in members]
         checks = {c.id: o.check.to_json() for c, o in zip(members, outcomes, strict=True) if o.check}
         if checks and len(self.group.members) == 1:
             benchmark.extra_info["check"] = checks[self.case.id]
@@ -305,9 +303,6 @@ class CaseRun:
             key, last = (case.id, self.backend), self.pass_index == self.state.passes
             if timed and outcome.status == "ok":
                 self.state.samples.setdefault(key, []).append(timed)
-            # a cold case's copies are prepared again each pass: every cold block's held at once would not fit in memory
-            if outcome.status == "ok" and not last and case.weights == "hot":
-                self.state.prepared[key] = outcome
             self.state.record(self._record(case, backend, outcome, last), timed=not benchmark.disabled)
         problems = {c.id: o for c, o in zip(members, outcomes, strict=True) if o.status != "ok"}
         if failed := [f"{case}: {o.reason}" for case, o in problems.items() if o.status == "failed"]:
@@ -316,6 +311,18 @@ class CaseRun:
             )
         if len(problems) == len(members):
             pytest.skip("; ".join(f"unsupported on {backend.name}: {o.reason}" for o in problems.values()))
+
+    def _prepare(self, case: Case, backend: Backend) -> measuring.Outcome:
+        """The case prepared afresh for this pass, so that where its instance lands in memory varies from pass to
+        pass and enters the spread of the passes (kept one instance for the run, two identical cases differed by up
+        to 0.8% from run to run, with intervals of a run that did not cover it); recorded with its first
+        preparation's export time and notes."""
+        outcome = measuring.prepare(case, backend, self.config(case))
+        key = (case.id, self.backend)
+        if outcome.prepared is not None and key not in self.state.preparations:
+            self.state.preparations[key] = measuring.Preparation.of(outcome.prepared)
+        first = self.state.preparations.get(key)
+        return first.onto(outcome) if first else outcome
 
     def _label(self, benchmark, backend: Backend) -> None:
         """pytest-benchmark's group, name and extra_info of the item: its case, or its group and the members."""

@@ -15,7 +15,7 @@ from opbench.backends.base import RunConfig
 from opbench.backends.torch_eager import TorchEager
 from opbench.cache import ArtifactCache
 from opbench.case import COLD_SUFFIX, make_case
-from opbench.lookup.table import table
+from opbench.lookup.table import cold_id, table
 from opbench.measure import cold, window
 from opbench.measure.order import Slot, anchors, sequence
 from opbench.measure.path import prepare, prepare_cold, time_pass, to_result
@@ -283,3 +283,4 @@ def test_the_blocks_suite_keeps_every_table_case_as_it_was_with_its_cold_twin_af
     hot = table(block_table.KEY).cases
     assert cases.cases == [c for h in hot for c in (h, h.cold())] and not cases.comparisons
     assert all(c.id.endswith(COLD_SUFFIX) == (c.weights == "cold") for c in cases.cases)
+    assert [c.id for c in cases.cases if c.weights == "cold"] == [cold_id(h.id) for h in hot]  # what predict reads

@@ -151,3 +151,12 @@ def test_the_generic_modules_are_found_by_glob_not_by_a_list():
     names = {str(p.relative_to(PACKAGE)) for p in GENERIC}
     assert {"cli.py", "verdict.py", "report/__init__.py", "analysis/compare.py"} <= names
     assert not any(name.startswith(SPECIFIC) for name in names)
+
+
+def test_judging_imports_no_presentation_and_figures_import_no_judged_object():
+    """report/ shows what analysis/ judged, never the other way round; a figure draws the series it is handed."""
+    graph = import_graph()
+    judging = {t for name, targets in graph.items() if name.startswith("opbench.analysis.") for t in targets}
+    assert not {t for t in judging if t.startswith("opbench.report")}
+    figures = graph["opbench.report.figures"]
+    assert not {t for t in figures if t.startswith(("opbench.report", "opbench.analysis", "opbench.verdict"))}

@@ -14,7 +14,7 @@ from torch import nn
 
 from opbench.cli import main
 from opbench.errors import OpbenchError
-from opbench.lookup import decompose, predict, slim
+from opbench.lookup import decompose, measured, predict, slim
 from opbench.lookup.table import table as lookup_table
 from opbench.lookup.table import zoo_sources
 from opbench.suite import select_cases
@@ -47,6 +47,9 @@ def test_blocks_cover_every_module_of_the_model(name):
     assert sum(p.numel() for p in covered) == sum(p.numel() for p in model.parameters())
     assert sum(u.case.costs.param_count for u in uses) == model_case(name).costs.param_count
     assert sum(u.case.costs.macs for u in uses) == model_case(name).costs.macs
+    weights = sum(p.numel() for p in model.parameters()) * 4  # float32
+    per_block = lookup_table(blocks.KEY).weight_bytes
+    assert EXTRA.model(name).weight_bytes == weights == sum(per_block[u.case.id] for u in uses)
 
 
 def test_identical_blocks_are_one_entry_and_ids_are_unique():
@@ -130,11 +133,11 @@ def test_predict_sums_the_blocks_with_an_interval_and_gives_the_error(tmp_path, 
     l1 = model_blocks("efficientformer_l1")
     base = {u.case.id: 1e-4 * (i + 1) for i, u in enumerate(l1)}
     builders.write(_table_run(lambda c: base.get(c.id, 1e-3)), tmp_path)
-    table = predict.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY)
+    table = measured.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY).data
     expected = _sum(table, "efficientformer_l1")
     builders.write(_table_run(lambda c: base.get(c.id, 1e-3), {"efficientformer_l1": expected / 1.25}), tmp_path)
     p = predict.predict(
-        "efficientformer_l1", EXTRA, predict.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY)
+        "efficientformer_l1", EXTRA, measured.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY).data
     )
     assert p.predicted.low < p.predicted.value < p.predicted.high
     assert p.error == pytest.approx(0.25, abs=0.02)
@@ -218,7 +221,7 @@ def test_search_space_sequence_matches_the_walked_decomposition():
 
 def test_slim_finds_the_most_macs_under_the_budget(tmp_path, capsys):
     builders.write(_table_run(_fake_latency), tmp_path)
-    table = predict.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY)
+    table = measured.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY).data
     best = slim.search(
         table, 10.0, parts(), FLOOR
     )  # everything fits: the widest, deepest network, all Meta3D in stage 4
@@ -236,7 +239,7 @@ def test_slim_finds_the_most_macs_under_the_budget(tmp_path, capsys):
 
 def test_slim_measures_what_it_found(tmp_path, capsys):
     builders.write(_table_run(_fake_latency), tmp_path)
-    table = predict.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY)
+    table = measured.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY).data
     small = slim.search(table, 2e-3, parts(), FLOOR)
     code, out, err = _cli(capsys, "slim", "--budget-ms", "0.002", "--device", DEVICE, "--backend", "torch-eager",
                           "--results-dir", str(tmp_path), "--seconds", "0.01")  # fmt: skip

@@ -103,3 +103,27 @@ def test_sets_timed_alone_keep_the_unpaired_ratio_of_their_centers():
     e = stats.ratio(candidate, baseline)
     assert not e.paired and e.value == pytest.approx(stats.center(candidate) / stats.center(baseline))
     assert stats.median(samples(1e-3)).paired is False
+
+
+def test_the_expansion_for_few_passes_is_hesterbergs_and_leaves_one_pass_alone():
+    assert stats.expansion(1) == 1.0
+    assert stats.expansion(3) == pytest.approx(2.689, abs=1e-3)
+    assert stats.expansion(5) == pytest.approx(1.584, abs=1e-3)
+    assert stats.expansion(3) > stats.expansion(5) > stats.expansion(10) > stats.expansion(100) > 1.0
+
+
+def test_intervals_over_three_passes_hold_the_truth_when_each_pass_lands_somewhere_else():
+    """Two identical cases whose instances sit somewhere else in memory each pass: every pass's paired ratio is off
+    by a fixed amount of its own (sd 0.4%, as two prepared copies of one case measured here), plus round noise. The
+    interval of a run must hold the true ratio, 1, in about 95% of runs; the plain percentile interval of three
+    passes held it in 162 of these 200."""
+    rng = np.random.default_rng(7)
+    held = 0
+    for run in range(200):
+        offsets = rng.normal(0, 0.004, size=3)
+        a = [list(1e-3 * np.exp(rng.normal(0, 0.01, size=50))) for _ in offsets]
+        b = [list(np.asarray(p) * np.exp(o + rng.normal(0, 0.002, size=50))) for p, o in zip(a, offsets, strict=True)]
+        e = stats.ratio(b, a, windows=(run, run))
+        assert e.paired
+        held += e.low <= 1.0 <= e.high
+    assert held >= 0.9 * 200

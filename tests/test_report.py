@@ -130,6 +130,20 @@ def test_each_ratio_says_how_it_was_measured_and_each_threshold_shows_its_margin
     assert "a normalization that costs under 2% more is not a latency reason" in html  # the margin's reason
 
 
+def test_the_a_a_control_shows_its_width_under_the_verdicts_and_says_when_it_misses_one(tmp_path: Path):
+    overhead = cases_of("overhead")
+    copy = {"conv1x1_bn_copy": 1.1}  # on the second host the copy runs 10% slower: its A/A interval misses 1
+    for host, factor in (("Quiet Host", {}), ("Odd Host", copy)):
+        results = [result(c, "torch-eager", 1e-4 * factor.get(c.variant, 1.0), passes=(1.0,) * 3) for c in overhead]
+        write(make_run(host, results), tmp_path / host)
+    write(make_run("Quiet Host", [result(c, "torch-eager", 1e-4) for c in cases_of("obs3")]), tmp_path / "obs3")
+    html = read(render([tmp_path], tmp_path / "r" / "index.html", progress=False))
+    (row,) = [line for line in html.split("<tr") if 'class="control"' in line]
+    assert "A/A control" in row and row.count('<span class="key">width ') == 2
+    assert "holds 1" in row and "misses 1: the intervals here are narrower than the noise" in row
+    assert "is the smallest\ndifference a comparison on that target can resolve" in html
+
+
 # ---- partial data ----
 
 

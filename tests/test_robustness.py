@@ -22,6 +22,7 @@ from opbench.cache import ArtifactCache, checksum_file
 from opbench.cli import main
 from opbench.errors import BackendUnavailable
 from opbench.measure.path import measure, reference
+from opbench.report import tables
 from opbench.results import Result, Stats
 from opbench.suite import select_cases
 
@@ -220,10 +221,10 @@ def test_a_render_that_fails_after_the_first_table_leaves_the_previous_report(tm
     before = snapshot(out.parent)
     write(make_run("Other", all_results("ort-cpu", keys=("obs3",))), folder)  # a new render would change every file
 
-    def broken(report):
+    def broken(judged):
         raise RuntimeError("the second table broke")
 
-    monkeypatch.setitem(reporting.CSV_TABLES, list(reporting.CSV_TABLES)[1], broken)
+    monkeypatch.setattr(tables, "verdicts_table", broken)
     with pytest.raises(RuntimeError, match="second table"):
         reporting.render([folder], out, progress=False)
     assert snapshot(out.parent) == before

@@ -139,3 +139,28 @@ def test_two_ratios_agree_when_their_difference_lies_within_the_combined_interva
     assert not stability.agrees(a, Estimate(1.12, 1.11, 1.13))  # 1.8% apart
     assert stability.agrees(Estimate(1.12, 1.11, 1.13), a) is False  # symmetric
     assert stability.width(Estimate(1.0, 0.98, 1.01)) == pytest.approx(1.01 / 0.98 - 1)
+
+
+def aa_run(copy: float, folder: Path, created: str) -> Path:
+    """The overhead suite on torch-eager in three passes, its A/A copy `copy` times the case (every pass alike)."""
+    cases = plans("default", ["overhead"])["overhead"].cases
+    factor = {"conv1x1_bn_copy": copy}
+    run = make_run(
+        "Host", [result(c, "torch-eager", 1e-3 * factor.get(c.variant, 1.0), passes=(1.0,) * 3) for c in cases]
+    )
+    run.created = created
+    return write(run, folder)
+
+
+def test_the_a_a_control_is_counted_apart_whether_its_interval_holds_one(tmp_path: Path, capsys):
+    aa_run(1.0, tmp_path, "2026-01-01T00:00:00+00:00")
+    aa_run(1.1, tmp_path, "2026-01-01T00:10:00+00:00")  # the copy 10% slower: that run's noise floor misses 1
+    obs3_run(1.3, tmp_path, "2026-01-01T00:20:00+00:00")
+    obs3_run(1.3, tmp_path, "2026-01-01T00:30:00+00:00")
+    frame, summary = stability.table(stability.load([tmp_path]))
+    assert summary.controls == 2 and summary.controls_holding_one == 1 and summary.control_width is not None
+    assert len(summary.missed) == 1 and summary.missed[0].startswith("run 2, A/A on Host / torch-eager: 1.1")
+    assert main(["stability", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "A/A controls (a case against an identical copy): the interval holds 1 in 1 of 2 (run, target)" in out
+    assert "misses 1: run 2, A/A" in out

@@ -13,7 +13,9 @@ code are the same, so the true difference is nil, and honest intervals put the s
 says the intervals are narrower than the run-to-run noise. The difference's interval is combined from the two runs'
 intervals on the log scale (each side's half-width toward the other estimate, added in quadrature: the MOVER
 method of Zou and Donner, 2008, for independent estimates). The median width (high / low - 1 over every comparison
-of every run) says how fine a difference the runs can resolve.
+of every run) says how fine a difference the runs can resolve. The A/A controls (plan.CONTROL: a case against an
+identical copy of itself) are counted apart: whether each run's interval holds 1, and their median width, the noise
+floor under every comparison.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from opbench.analysis.judge import REFERENCE, Inputs, LoadedRun, judge
 from opbench.errors import OpbenchError
-from opbench.report.build import REFERENCE, Inputs, LoadedRun, build
+from opbench.plan import CONTROL
 from opbench.results import load_run, result_files
 from opbench.stats import Estimate
 from opbench.verdict import STATUS_MARK
@@ -64,24 +67,26 @@ class Judged:
 
     verdicts: dict[Key, tuple[str, str]]
     ratios: dict[tuple[str, str, str, str], Estimate]  # (suite, device, backend, comparison) -> its ratio
+    controls: dict[tuple[str, str, str, str], Estimate]  # the A/A controls' ratios (plan.CONTROL), kept apart
 
 
-def judge(loaded: LoadedRun) -> Judged:
-    report = build(Inputs([loaded]))
+def judge_alone(loaded: LoadedRun) -> Judged:
+    judgement = judge(Inputs([loaded]))
     found = {}
-    for key, judged in report.verdicts.items():
-        for v in judged:
+    for key, verdicts in judgement.verdicts.items():
+        for v in verdicts:
             device, backend = (v.target.device_name, v.target.backend) if v.target else ("(all pairs)", "(all pairs)")
             number = f" {v.key_text}" if v.key is not None else ""
             marks = f" passes {''.join(STATUS_MARK[s] for s in v.by_pass)}" if v.by_pass else ""
             found[key, device, backend] = (v.status, f"{v.status_label}{number}{marks}")
-    ratios = {
-        (key, row.target.device_name, row.target.backend, row.comparison): row.estimate
-        for key in report.suites
-        for row in report.rows(key)
-        if row.target and row.estimate is not None and row.estimate.has_interval and not row.point_only
-    }
-    return Judged(found, ratios)
+    ratios: dict[tuple[str, str, str, str], Estimate] = {}
+    controls: dict[tuple[str, str, str, str], Estimate] = {}
+    for key in judgement.suites:
+        for row in judgement.rows(key):
+            if row.target and row.estimate is not None and row.estimate.has_interval and not row.point_only:
+                kept = controls if row.role == CONTROL else ratios
+                kept[key, row.target.device_name, row.target.backend, row.comparison] = row.estimate
+    return Judged(found, ratios, controls)
 
 
 def agrees(a: Estimate, b: Estimate) -> bool:
@@ -110,6 +115,10 @@ class Summary:
     pairs: int = 0
     median_width: float | None = None
     partial: int = 0  # verdicts measured in some runs only (shown, not counted)
+    controls: int = 0  # A/A controls measured, (run, control, target)
+    controls_holding_one: int = 0  # of them, how many intervals hold 1
+    control_width: float | None = None  # their median interval width
+    missed: list[str] = field(default_factory=list)  # the controls whose interval misses 1, run by run
     notes: list[str] = field(default_factory=list)
 
 
@@ -125,7 +134,7 @@ def agreement(judged: list[Judged]) -> tuple[float | None, int, float | None]:
 def table(runs: list[LoadedRun]) -> tuple[pd.DataFrame, Summary]:
     """One row per (suite, device, backend) measured in some run: each run's verdict, identical or flipped; and the
     summary. OpbenchError when the runs measured neither a verdict nor a comparison."""
-    judged = [judge(r) for r in runs]
+    judged = [judge_alone(r) for r in runs]
     keys = list(dict.fromkeys(k for j in judged for k in j.verdicts))
     rows = []
     for key in keys:
@@ -139,7 +148,7 @@ def table(runs: list[LoadedRun]) -> tuple[pd.DataFrame, Summary]:
         row["flip"] = "holds" in statuses and "does_not_hold" in statuses
         rows.append(row)
     share, pairs, median_width = agreement(judged)
-    if not rows and median_width is None:
+    if not rows and median_width is None and not any(j.controls for j in judged):
         raise OpbenchError(
             f"none of the {len(runs)} runs measured a verdict or a comparison with an interval: nothing to compare; "
             "run suites with comparisons (e.g. --opbench-suites obs1,obs2,obs3)"
@@ -156,6 +165,17 @@ def table(runs: list[LoadedRun]) -> tuple[pd.DataFrame, Summary]:
         median_width=median_width,
         partial=len(frame) - len(common),
     )
+    for i, j in enumerate(judged, 1):
+        for (_, device, backend, name), e in j.controls.items():
+            summary.controls += 1
+            if e.low <= 1 <= e.high:  # type: ignore[operator]
+                summary.controls_holding_one += 1
+            else:
+                summary.missed.append(
+                    f"run {i}, {name} on {device} / {backend}: {e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
+                )
+    widths = [width(e) for j in judged for e in j.controls.values()]
+    summary.control_width = float(np.median(widths)) if widths else None
     if frame.empty:
         summary.notes.append("no verdict was measured in any run (no suite with a rule has its comparisons there)")
     elif common.empty:
@@ -189,5 +209,11 @@ def render(runs: list[LoadedRun], frame: pd.DataFrame, summary: Summary) -> str:
         )
     if summary.median_width is not None:
         lines.append(f"median comparison interval width: {summary.median_width:.1%} (high / low - 1)")
+    if summary.controls:
+        lines.append(
+            f"A/A controls (a case against an identical copy): the interval holds 1 in {summary.controls_holding_one} "
+            f"of {summary.controls} (run, target); median width {summary.control_width:.1%}"
+        )
+        lines += [f"  misses 1: {miss}" for miss in summary.missed]
     lines += [f"note: {note}" for note in summary.notes]
     return f"{legend}\n\n{body}\n\n" + "\n".join(lines) + "\n"

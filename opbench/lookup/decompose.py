@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from opbench.case import Case, make_case
+from opbench.case import BYTES_PER_ELEMENT, Case, make_case
 from opbench.files import atomic_write_text
 
 WHOLE = ("stem", "downsample", "head")  # contract names that stay one block whatever their type
@@ -60,6 +60,7 @@ class Block:
     signature: str  # structure, parameter shapes and input shape: equal signatures are one table entry
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
+    weight_bytes: int  # its parameters at the protocol's precision: what a cold call reads from memory
 
     @classmethod
     def from_json(cls, data: dict) -> Block:
@@ -119,7 +120,8 @@ def find_blocks(model: nn.Module, input_shape: tuple[int, ...]) -> list[Block]:
             last = path.rsplit(".", 1)[-1]
             kind = last if last in WHOLE else type(call.module).__name__.lower()
             shapes = tuple(call.args[0].shape), tuple(call.output.shape)
-            found.append(Block(path, kind, _signature(call.module, shapes[0]), *shapes))
+            weights = sum(p.numel() for p in call.module.parameters()) * BYTES_PER_ELEMENT
+            found.append(Block(path, kind, _signature(call.module, shapes[0]), *shapes, weights))
 
     visit(calls[0])
     return found
@@ -168,6 +170,7 @@ class Table:
 
     cases: list[Case] = field(default_factory=list)
     uses: dict[str, list[BlockUse]] = field(default_factory=dict)
+    weight_bytes: dict[str, int] = field(default_factory=dict)  # case id -> its block's weights
 
 
 def decompose(source: Source) -> list[Block]:
@@ -203,7 +206,8 @@ def build_table(sources: Iterable[Source], suite: str, remembered: Path | None =
         if len(base_ids[made[sig].id]) > 1:  # same kind and shapes, different structure: name it by its hash
             made[sig] = _case(suite, source, b, suffix="_" + hashlib.sha1(sig.encode()).hexdigest()[:6])
     uses = {s.name: [BlockUse(b.path, made[b.signature]) for b in found[s.name]] for s in sources}
-    return Table(list(made.values()), uses)
+    weights = {made[sig].id: b.weight_bytes for sig, (_, b) in first.items()}
+    return Table(list(made.values()), uses, weights)
 
 
 def _case(suite: str, source: Source, block: Block, suffix: str) -> Case:

@@ -6,33 +6,43 @@ less the backend's per-call floor for every block but one: each block timed alon
 plain sum is the prediction, and says so. Interval: a bootstrap of that statistic (stats.of_medians: every sample set
 resampled, medians combined), not a sum of the blocks' intervals (too wide: the blocks' errors are independent).
 The validation table uses point values; nn-Meter's metric is the share of models predicted within +-10% (and +-5%).
+
+Three predictors side by side: the hot sum (blocks timed with their weights in cache), the cold sum (the same rule
+on the blocks' cold twins, opbench.lookup.table.cold_id: weights from memory, as inside a model), and the corrected
+prediction (opbench.lookup.gap, scored by leave-one-family-out cross-validation). A model measured between its hot
+and its cold sum is inside the bracket; outside it points at fusion across blocks or at per-call costs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from opbench import stats
 from opbench.errors import OpbenchError
+from opbench.lookup import gap
+from opbench.lookup.table import cold_id, is_cold
 from opbench.plan import BlockSum, Predictions
-from opbench.results import load_runs, slugify
 from opbench.stats import Estimate
 from opbench.verdict import Measured
+
+PREDICTORS = {"hot": "", "cold": "cold_", "corrected": "corrected_"}  # a predictor's name -> its columns' prefix
+NO_COLD = "no cold rows for this device/backend (its lookup table was timed hot only)"
 
 
 @dataclass(frozen=True)
 class Prediction:
     model: str
     blocks: tuple[tuple[str, int], ...]  # (block case id, times used), in first-use order
-    predicted: Estimate  # seconds: the sum less the floor of every block but one
+    predicted: Estimate  # seconds: the hot sum less the floor of every block but one
     measured: Estimate | None  # the whole model's median, where it was measured
-    plain_sum_s: float  # the blocks' medians summed, no floor taken off
+    plain_sum_s: float  # the blocks' hot medians summed, no floor taken off
     floor_s: float | None  # the backend's per-call floor, where measured
+    cold: Estimate | None = None  # the same rule over the blocks' cold twins, where every one was timed
+    cold_absent: str = ""  # why there is no cold sum
 
     @property
     def plain_error(self) -> float | None:
@@ -43,45 +53,53 @@ class Prediction:
         """Predicted over measured, minus 1 (+0.1: the sum is 10% above the measured model)."""
         return self.predicted.value / self.measured.value - 1 if self.measured else None
 
+    @property
+    def cold_error(self) -> float | None:
+        return self.cold.value / self.measured.value - 1 if self.measured and self.cold else None
 
-def measured_table(
-    paths: Iterable[Path | str], device: str, backend: str, extra: Predictions, suite: str
-) -> dict[str, Measured]:
-    """Every result of one (device, backend), the latest run winning: the lookup table (cases of `suite`, which
-    draws `extra`) and the measured models; a failed or unsupported one is kept with its reason, so that a
-    prediction that needs it says why it is missing."""
-    runs = [r for r in load_runs(paths) if r.source != "reference"]
-    wanted = slugify(device) if any(ch.isalnum() for ch in device) else device
-    runs = [r for r in runs if device in (r.device.name, r.device.slug) or r.device.slug == wanted]
-    if not runs:
-        raise OpbenchError(f"no results for device {device!r}; measure there first (make bench) or check the name")
-    measured_here = sorted({r.backend for run in runs for r in run.results})
-    if backend not in measured_here:
-        raise OpbenchError(
-            f"no results for backend {backend!r} on {device!r}; measured there: {', '.join(measured_here) or 'none'}"
-        )
-    table: dict[str, Measured] = {}
-    for run in sorted(runs, key=lambda r: r.created):
-        for r in run.results:
-            if r.backend != backend:
-                continue
-            if r.ok:
-                s = r.stats
-                table[r.case] = Measured(r.case, samples=s.samples, median_s=s.median_s, macs=r.macs, run_id=run.run_id)
-            else:
-                table[r.case] = Measured(r.case, status=r.status, reason=r.reason, run_id=run.run_id)
-    if not any(_ok(table, block) for m in extra.models for block, _ in m.blocks):
-        raise OpbenchError(
-            f"no block lookup table for {device!r} / {backend!r}: run the {suite} suite there "
-            f'(make bench ARGS="--opbench-suites {suite} --opbench-backends {backend}")'
-        )
-    return table
+    @property
+    def in_bracket(self) -> bool | None:
+        """The measured model between its hot and its cold sum (None: one of them is missing)."""
+        if not (self.measured and self.cold):
+            return None
+        low, high = sorted((self.predicted.value, self.cold.value))
+        return low <= self.measured.value <= high
+
+
+def _floored_sum(counts: dict[str, int], floor_id: str | None, table: dict[str, Measured], interval: bool) -> Estimate:
+    """The blocks' medians summed with their counts, less the floor of every block but one."""
+    ids = list(counts)
+    weights = np.array([counts[b] for b in ids], dtype=float)
+    floor = _ok(table, floor_id) if floor_id else None
+    if floor is not None:  # the floor is one more sample set, counted minus (blocks - 1) times
+        ids, weights = [*ids, floor_id], np.append(weights, 1.0 - weights.sum())
+    sets = [table[b] for b in ids]
+    medians = [m.median_s for m in sets]
+    if not interval:
+        return Estimate(float(np.dot(weights, medians)))
+
+    def statistic(meds: list[np.ndarray]) -> np.ndarray:
+        return sum(w * m for w, m in zip(weights, meds, strict=True))
+
+    return stats.of_medians([m.samples for m in sets], medians, statistic)
+
+
+def _cold(counts: dict[str, int], floor_id: str | None, table: dict[str, Measured], interval: bool):
+    """The cold sum and '' where every block's cold twin was timed ok; else None and why not."""
+    cold = {cold_id(b): n for b, n in counts.items()}
+    missing = [b for b in cold if _ok(table, b) is None]
+    if not missing:
+        return _floored_sum(cold, floor_id, table, interval), ""
+    if not any(is_cold(b) for b in table):
+        return None, NO_COLD
+    first = table.get(missing[0], Measured(missing[0], status="missing"))
+    return None, f"{len(missing)} block(s) without an ok cold result, e.g. {first.why_missing()}"
 
 
 def predict_blocks(
     model: BlockSum, floor_id: str | None, table: dict[str, Measured], interval: bool = True
 ) -> Prediction:
-    """The sum of the blocks' medians (with a bootstrap interval of the sum) and the measured model, if any."""
+    """The hot and cold sums of the blocks' medians (with bootstrap intervals) and the measured model, if any."""
     counts = dict(model.blocks)
     missing = [b for b in counts if _ok(table, b) is None]
     if missing:
@@ -90,28 +108,16 @@ def predict_blocks(
             f"{model.model}: {len(missing)} block(s) without an ok result for this device/backend, e.g. "
             f"{first.why_missing()}; measure the lookup table there"
         )
-    ids = list(counts)
-    weights = np.array([counts[b] for b in ids], dtype=float)
-    floor = _ok(table, floor_id) if floor_id else None
-    if floor is not None:  # the floor is one more sample set, counted minus (blocks - 1) times
-        ids, weights = [*ids, floor_id], np.append(weights, 1.0 - weights.sum())
-    sets = [table[b] for b in ids]
-    medians = [m.median_s for m in sets]
-
-    def statistic(meds: list[np.ndarray]) -> np.ndarray:
-        return sum(w * m for w, m in zip(weights, meds, strict=True))
-
-    if interval:
-        predicted = stats.of_medians([m.samples for m in sets], medians, statistic)
-    else:
-        predicted = Estimate(float(np.dot(weights, medians)))
+    predicted = _floored_sum(counts, floor_id, table, interval)
+    cold, cold_absent = _cold(counts, floor_id, table, interval)
     plain = float(sum(counts[b] * table[b].median_s for b in counts))
     whole = _ok(table, model.case)
     measured = stats.median(whole.samples, whole.median_s) if whole and interval else None
     if whole and not interval:
         measured = Estimate(whole.median_s)
+    floor = _ok(table, floor_id) if floor_id else None
     floor_s = floor.median_s if floor is not None else None
-    return Prediction(model.model, model.blocks, predicted, measured, plain, floor_s)
+    return Prediction(model.model, model.blocks, predicted, measured, plain, floor_s, cold, cold_absent)
 
 
 def _ok(table: dict[str, Measured], case: str) -> Measured | None:
@@ -128,41 +134,130 @@ def predict(model: str, extra: Predictions, table: dict[str, Measured], interval
     return predict_blocks(found, extra.floor, table, interval)
 
 
+COLUMNS = ["device", "backend", "model", "family", "predicted_ms", "measured_ms", "error", "plain_sum_ms",
+           "plain_error", "floor_ms", "cold_ms", "cold_error", "corrected_ms", "corrected_error", "corrected_from",
+           "in_bracket", "weight_mb", "block_count", "cold_absent", "corrected_absent"]  # fmt: skip
+
+
 def validation(tables: dict[tuple[str, str], dict[str, Measured]], extra: Predictions) -> pd.DataFrame:
-    """One row per model measured whole and from blocks on a (device, backend): predicted, measured, error."""
+    """One row per model measured whole and from blocks on a (device, backend): the hot, cold and corrected
+    predictions against measured, each with its error (the corrected one cross-validated by family)."""
+    frames = [_target_rows(device, backend, table, extra) for (device, backend), table in tables.items()]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
+
+
+def _target_rows(device: str, backend: str, table: dict[str, Measured], extra: Predictions) -> pd.DataFrame:
     rows = []
-    for (device, backend), table in tables.items():
-        for model in extra.models:
-            if _ok(table, model.case) is None:
-                continue
-            try:
-                p = predict_blocks(model, extra.floor, table, interval=False)
-            except OpbenchError:
-                continue  # blocks missing on this target: nothing to validate
-            rows.append(
-                {"device": device, "backend": backend, "model": model.model, "family": model.family,
-                 "predicted_ms": p.predicted.value * 1e3, "measured_ms": p.measured.value * 1e3, "error": p.error,
-                 "plain_sum_ms": p.plain_sum_s * 1e3, "plain_error": p.plain_error,
-                 "floor_ms": None if p.floor_s is None else p.floor_s * 1e3}
-            )  # fmt: skip
-    columns = ["device", "backend", "model", "family", "predicted_ms", "measured_ms", "error", "plain_sum_ms",
-               "plain_error", "floor_ms"]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
+    for model in extra.models:
+        if _ok(table, model.case) is None:
+            continue
+        try:
+            p = predict_blocks(model, extra.floor, table, interval=False)
+        except OpbenchError:
+            continue  # blocks missing on this target: nothing to validate
+        rows.append(
+            {"device": device, "backend": backend, "model": model.model, "family": model.family,
+             "predicted_ms": p.predicted.value * 1e3, "measured_ms": p.measured.value * 1e3, "error": p.error,
+             "plain_sum_ms": p.plain_sum_s * 1e3, "plain_error": p.plain_error,
+             "floor_ms": None if p.floor_s is None else p.floor_s * 1e3,
+             "cold_ms": p.cold.value * 1e3 if p.cold else None, "cold_error": p.cold_error,
+             "in_bracket": p.in_bracket, "weight_mb": model.weight_bytes / 1e6,
+             "block_count": sum(n for _, n in model.blocks), "cold_absent": p.cold_absent}
+        )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    return frame if frame.empty else _corrected(frame)
+
+
+def _corrected(frame: pd.DataFrame) -> pd.DataFrame:
+    """The target's corrected predictions (opbench.lookup.gap), from the cold sums where every model has one."""
+    base = "cold" if frame["cold_ms"].notna().all() else "hot"
+    rows = _gap_rows(frame, base)
+    absent = "" if (rows["sum_s"] > 0).all() else f"a {base} sum at or below zero (the floor exceeds a block)"
+    found = gap.cross_validate(rows) if not absent else gap.CrossValidated(pd.Series(dtype=float), absent)
+    corrected = frame["model"].map(found.predicted_s)
+    frame = frame.assign(
+        corrected_ms=corrected * 1e3,
+        corrected_error=corrected * 1e3 / frame["measured_ms"] - 1,
+        corrected_from=base,
+        corrected_absent=found.absent,
+    )
+    return frame
+
+
+def _gap_rows(frame: pd.DataFrame, base: str) -> pd.DataFrame:
+    """The validation rows as a gap fit reads them (columns gap.ROWS), the `base` predictor's sum as the sum."""
+    column = "cold_ms" if base == "cold" else "predicted_ms"
+    return pd.DataFrame(
+        {"model": frame["model"], "family": frame["family"], "sum_s": frame[column] / 1e3,
+         "weight_bytes": frame["weight_mb"] * 1e6, "block_count": frame["block_count"],
+         "measured_s": frame["measured_ms"] / 1e3}
+    )  # fmt: skip
+
+
+SCORES = ["models", "within_10pct", "within_5pct", "rmspe", "mean_error"]  # per predictor, in the summary
+
+
+def _scores(errors: pd.Series, prefix: str) -> dict:
+    e = errors.dropna().astype(float)
+    if e.empty:
+        return {f"{prefix}models": 0}
+    return {f"{prefix}models": len(e), f"{prefix}within_10pct": float((e.abs() <= 0.10).mean()),
+            f"{prefix}within_5pct": float((e.abs() <= 0.05).mean()), f"{prefix}rmspe": float(np.sqrt((e**2).mean())),
+            f"{prefix}mean_error": float(e.mean())}  # fmt: skip
+
+
+def _reason(column: pd.Series) -> str:
+    return next((r for r in column if isinstance(r, str) and r), "")
 
 
 def summary(table: pd.DataFrame, by: Sequence[str] = ("device", "backend")) -> pd.DataFrame:
-    """Per group: models validated, share within +-10% and +-5%, RMSPE, mean error (the sum's bias: negative where
-    the backend fuses across block boundaries so that the whole runs faster than its parts)."""
-    columns = [*by, "models", "within_10pct", "within_5pct", "rmspe", "mean_error", "plain_within_10pct"]
+    """Per group, for each predictor (hot, cold, corrected): models validated, share within +-10% and +-5%, RMSPE,
+    mean error (the bias: negative where the whole runs slower than its parts, caches and memory; positive where
+    the backend fuses across block boundaries); the plain hot sum's share within +-10%; how many models fall
+    inside their hot-cold bracket; the best predictor (lowest RMSPE); why a predictor is absent."""
+    scored = [f"{prefix}{c}" for prefix in PREDICTORS.values() for c in SCORES]
+    columns = [*by, *scored, "plain_within_10pct", "bracketed", "bracket_models", "best", "cold_absent",
+               "corrected_absent"]  # fmt: skip
     if table.empty:
         return pd.DataFrame(columns=columns)
-    groups = table.groupby(list(by), sort=False)
-    out = groups["error"].agg(
-        models="size",
-        within_10pct=lambda e: float((e.abs() <= 0.10).mean()),
-        within_5pct=lambda e: float((e.abs() <= 0.05).mean()),
-        rmspe=lambda e: float(np.sqrt((e**2).mean())),
-        mean_error="mean",
-    )
-    out["plain_within_10pct"] = groups["plain_error"].agg(lambda e: float((e.abs() <= 0.10).mean()))
-    return out.reset_index()[columns]
+    rows = []
+    for key, group in table.groupby(list(by), sort=False):
+        row = dict(zip(by, key, strict=True))
+        for prefix in PREDICTORS.values():
+            row |= _scores(group[f"{prefix}error"], prefix)
+        row["plain_within_10pct"] = float((group["plain_error"].abs() <= 0.10).mean())
+        bracket = group["in_bracket"].dropna()
+        row |= {"bracketed": int(bracket.astype(bool).sum()), "bracket_models": len(bracket)}
+        row["best"] = best(row)
+        row |= {"cold_absent": _reason(group["cold_absent"]), "corrected_absent": _reason(group["corrected_absent"])}
+        rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def scores_of(row: dict, name: str) -> dict:
+    """One predictor's scores from a summary row, without its prefix; `validated`: how many models, `absent`: why
+    none (or '')."""
+    prefix = PREDICTORS[name]
+    found = {c: row.get(f"{prefix}{c}") for c in SCORES[1:]}
+    return {"validated": int(row.get(f"{prefix}{SCORES[0]}") or 0), **found, "absent": row.get(f"{name}_absent", "")}
+
+
+def best(scores: dict) -> str:
+    """The predictor with the lowest RMSPE over its validated models (the simpler one on a tie)."""
+    present = [n for n, prefix in PREDICTORS.items() if scores.get(f"{prefix}models", 0)]
+    return min(present, key=lambda n: scores[f"{PREDICTORS[n]}rmspe"]) if present else ""
+
+
+def best_predictor(rows: pd.DataFrame) -> gap.Predictor:
+    """For one target's validation rows: the predictor with the lowest cross-validated RMSPE, the corrected one
+    fitted again on every validated model for use on networks outside the zoo; the raw hot sum where no model was
+    validated."""
+    if rows.empty:
+        return gap.RAW_HOT
+    scores = summary(rows).iloc[0].to_dict()
+    name, base = scores["best"], rows["corrected_from"].iloc[0]
+    chosen = scores_of(scores, name)
+    fitted = gap.fit(_gap_rows(rows, base)) if name == "corrected" else None
+    cold = name == "cold" or (name == "corrected" and base == "cold")
+    return gap.Predictor(name, cold, fitted, chosen["rmspe"], chosen["validated"])

@@ -41,6 +41,29 @@ class Outcome:
     weights: ColdWeights | None = None  # a cold case's copies (opbench.measure.cold)
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """What a case's first preparation in the process cost and noted (export time, cache hit, info such as a repaired
+    cache entry): recorded with its result, though every pass times an instance prepared afresh."""
+
+    export_s: float
+    cache_hit: bool
+    info: dict
+
+    @classmethod
+    def of(cls, prepared: Prepared) -> Preparation:
+        return cls(prepared.export_s, prepared.cache_hit, prepared.info)
+
+    def onto(self, outcome: Outcome) -> Outcome:
+        """The outcome of a later pass, recorded with the first preparation's costs and notes."""
+        if outcome.prepared is None:
+            return outcome
+        prepared = dataclasses.replace(
+            outcome.prepared, export_s=self.export_s, cache_hit=self.cache_hit, info=self.info
+        )
+        return dataclasses.replace(outcome, prepared=prepared)
+
+
 @functools.cache
 def reference(case: Case) -> np.ndarray:
     """Eager PyTorch's output for the case's example input, kept for the run: every backend checks against it, and

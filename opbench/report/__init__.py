@@ -1,46 +1,23 @@
 """`opbench report`: result files -> reports/index.html (self-contained) and the CSV tables behind it.
 
-build.py turns runs into targets, measurements, verdicts and tables; figures.py draws them; templates/ holds
-the jinja2 page (autoescape on: every name from a result file is shown as text).
+Presentation only: opbench.analysis.judge judges the runs; this package makes each table once (tables.py), the
+page's view and the series its figures draw (page.py, extras.py), the figures (figures.py) and the files.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import jinja2
-from tqdm import tqdm
-
-from opbench import stats
+from opbench.analysis import judge as judging
 from opbench.errors import OpbenchError
 from opbench.files import csv_text, ensure_folder, replace_together
-from opbench.report import build as building
-from opbench.report import extras as extra_views
-from opbench.report import figures
+from opbench.report import tables as tabling
+from opbench.report.page import page
 from opbench.results import DEFAULT_DIR
-from opbench.verdict import STATUS_LABELS, STATUS_MARK, Row, Verdict, fmt, measured_as, passes_text
 
 DEFAULT_OUT = Path("reports/index.html")
-HOW = {  # what each way of measuring a ratio means, for the page
-    "paired": "paired: both cases timed round by round in one window, the ratio of each round's two calls",
-    "timed apart": "timed apart: each case in its own window, the ratio of their latencies",
-}
-CSV_TABLES = {
-    "results.csv": building.results_table,
-    "verdicts.csv": building.verdicts_table,
-    "comparisons.csv": building.comparisons_table,
-    "cross_backend.csv": building.cross_backend_table,
-    "environment.csv": building.environment_table,
-    "published.csv": building.published_table,
-    "breakdown.csv": building.breakdown_table,
-    "prediction.csv": building.prediction_table,
-    "prediction_summary.csv": building.prediction_summary_table,
-}
 
 
 def _stderr(message: str) -> None:
@@ -59,226 +36,20 @@ def render(
 ) -> Path:
     """Load, select, judge, draw and write the report; returns the HTML file's path.
 
-    Every file of the report is made before any is written, then all are replaced together: a failure on the
-    way leaves the previous report as it was."""
-    inputs = building.load_inputs(paths, skip_invalid, warn)
-    inputs = building.select(inputs, devices, backends)
-    report = building.build(inputs, baseline)
+    Every table and the prediction validation are made once, then shared by the CSV files and the page. Every file
+    of the report is made before any is written, then all are replaced together: a failure on the way leaves the
+    previous report as it was."""
+    inputs = judging.load_inputs(paths, skip_invalid, warn)
+    inputs = judging.select(inputs, devices, backends)
+    judged = judging.judge(inputs)
+    base = tabling.baseline_target(judged.targets, baseline)
     out = Path(out)
     folder = ensure_folder(out.parent, "report folder")
     if out.is_dir():
         raise OpbenchError(f"{out} is a folder: name the HTML file to write, e.g. {out / DEFAULT_OUT.name}")
-    files = {folder / name: csv_text(table(report)) for name, table in CSV_TABLES.items()}
-    files[out] = _page(report, folder, progress)
+    validations = judging.validate_predictions(judged)
+    tables = tabling.make(judged, base, validations)
+    files = {folder / name: csv_text(frame) for name, frame in tables.csv_files().items()}
+    files[out] = page(judged, tables, validations, base, folder, progress)
     replace_together(files)
     return out
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["fmt"] = fmt
-    env.filters["ms"] = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"
-    return env
-
-
-def _anchor(*parts: object) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", "-".join(map(str, parts)).lower()).strip("-")
-
-
-def _heat(rel: float | None) -> str:
-    """Background for a relative latency: green faster, red slower than the baseline (log scale, +-4x)."""
-    if rel is None or not math.isfinite(rel) or rel <= 0:
-        return "#f4f4f4"
-    x = max(-1.0, min(1.0, math.log2(rel) / 2))
-    base, (r, g, b) = (255, 255, 255), ((214, 69, 65) if x > 0 else (56, 161, 105))
-    mix = [round(c0 + (c1 - c0) * abs(x) * 0.6) for c0, c1 in zip(base, (r, g, b), strict=True)]
-    return "#{:02x}{:02x}{:02x}".format(*mix)
-
-
-def _cell_keys(v, t, across: bool) -> list[str]:
-    """The numbers a summary cell shows: the key number, or each part's when the rule has several."""
-    if v is None:
-        return ["-"]
-    if across:
-        return [v.by_target.get(t, "not measured")]
-    if len(v.parts) > 1:
-        return [f"{p.name}: {fmt(p.estimate, p.unit, p.point_only)} {measured_as(p.estimate, p.point_only)}".strip()
-                for p in v.parts]  # fmt: skip
-    return [f"{v.key_text} {v.key_how}".strip()]
-
-
-def _passes_view(v: Verdict | None) -> dict:
-    """The verdict each pass alone gives, as marks (✓ ✓ ✗) and as words; empty with fewer than two passes."""
-    if v is None or not v.by_pass:
-        return {"marks": "", "text": "", "agree": True}
-    marks = " ".join(STATUS_MARK[s] for s in v.by_pass)
-    return {"marks": marks, "text": passes_text(v.by_pass), "agree": v.passes_agree}
-
-
-def _row_view(row: Row | None) -> dict:
-    if row is None:
-        return {"text": "-", "how": "", "status": "", "mark": "", "title": ""}
-    if row.estimate is None:
-        return {"text": "missing", "how": "", "status": "not_measured", "mark": "", "title": "; ".join(row.missing)}
-    status = row.status or ""
-    how = measured_as(row.estimate, row.point_only)
-    return {
-        "text": fmt(row.estimate, point_only=row.point_only),
-        "how": how,
-        "status": status,
-        "mark": STATUS_MARK.get(status, ""),
-        "title": f"{STATUS_LABELS.get(status, 'supporting evidence')}; {row.candidate} / {row.baseline}"
-        + (f"; {HOW[how]}" if how else ""),
-    }
-
-
-def _page(report: building.Report, out_dir: Path, progress: bool) -> str:
-    targets = report.targets
-    tasks = sum(len(p.comparisons) + len(p.extras) for p in report.plans.values())
-    bar = tqdm(total=tasks, desc="opbench report: figures", unit="fig", file=sys.stderr, disable=not progress)
-    sections = []
-    for key, suite in report.suites.items():
-        plan = report.plans[key]
-        rows: dict[str, dict] = {}
-        for row in report.rows(key):
-            entry = rows.setdefault(row.comparison, {"role": row.role, "metric": row.metric, "cells": {}})
-            entry["cells"][row.target] = row
-        for c in plan.comparisons:
-            published = report.published_ratio(c)
-            if c.name in rows and published:
-                rows[c.name]["published"] = f"{published[0]:.2f}x ({published[1]})"
-        figs = []
-        for c in plan.comparisons:
-            figs.append(
-                {
-                    "name": c.name,
-                    "role": c.role,
-                    "uri": figures.comparison_figure(report, c, targets) if targets else None,
-                    "baseline": c.baseline.id,
-                    "candidate": c.candidate.id,
-                }
-            )
-            bar.update()
-        extras = []
-        for extra in plan.extras:
-            extras.append(extra_views.view(report, extra, targets))
-            bar.update()
-        cases = []
-        for case in plan.cases:
-            info = report.case_info(case.id)
-            on = [t for t in targets if case.id in report.data[t] and report.data[t][case.id].ok]
-            problems = [
-                f"{t.label}: {report.data[t][case.id].why_missing()}"
-                for t in targets
-                if case.id in report.data[t] and not report.data[t][case.id].ok
-            ]
-            cases.append(
-                {
-                    "id": case.id,
-                    "description": case.description,
-                    "shape": "x".join(map(str, info["input_shape"] or case.input_shape)),
-                    "mmacs": f"{info['macs'] / 1e6:,.1f}" if info["macs"] else "-",
-                    "measured_on": len(on),
-                    "problems": problems,
-                }
-            )
-        sections.append(
-            {
-                "suite": suite,
-                "anchor": key,
-                "verdicts": [
-                    {
-                        "v": v,
-                        "anchor": _anchor(key, v.target.device, v.target.backend)
-                        if v.target
-                        else _anchor(key, "all-pairs"),
-                        "passes": _passes_view(v),
-                    }
-                    for v in report.verdicts.get(key, [])
-                ],
-                "thresholds": suite.thresholds,
-                "rows": [
-                    {"name": name, **entry, "views": [_row_view(entry["cells"].get(t)) for t in targets]}
-                    for name, entry in rows.items()
-                ],
-                "figures": figs,
-                "extras": extras,
-                "cases": cases,
-            }
-        )
-    bar.close()
-
-    summary = []
-    for key, suite in report.suites.items():
-        if suite.rule is None:
-            continue
-        across = suite.rule.across_targets
-        cells = []
-        for t in targets:
-            v = report.verdict(key, t)
-            cells.append(
-                {
-                    "status": v.status if v else "not_measured",
-                    "label": v.status_label if v else "not measured",
-                    "numbers": _cell_keys(v, t, across),
-                    "key_label": suite.rule.cell_label if across else (v.key_label if v else ""),
-                    "needs_another": across and v is not None and v.status == "inconclusive" and len(v.by_target) < 2,
-                    "anchor": _anchor(key, "all-pairs") if across else _anchor(key, t.device, t.backend),
-                    "passes": _passes_view(v),
-                }
-            )
-        summary.append({"suite": suite, "cells": cells})
-
-    cross = building.cross_backend_table(report)
-    cross_rows = []
-    for record in cross.to_dict("records"):
-        cells = []
-        for t in targets:
-            rel, ms = record[f"{t.device}/{t.backend} rel"], record[f"{t.device}/{t.backend} ms"]
-            ok = not math.isnan(rel) if isinstance(rel, float) else rel is not None
-            cells.append(
-                {
-                    "text": f"{rel:.2f}" if ok else ("-" if math.isnan(ms) else "no base"),
-                    "title": "" if math.isnan(ms) else f"{ms:.4g} ms",
-                    "bg": _heat(rel if ok else None),
-                }
-            )
-        cross_rows.append({"case": record["case"], "cells": cells})
-
-    published = building.published_table(report)
-    environment = building.environment_table(report)
-    unavailable = sorted(
-        {f"{r.run.device.name}: {k}: {v}" for r in report.inputs.runs for k, v in r.run.unavailable_backends.items()}
-    )
-    context = {
-        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "report": report,
-        "targets": targets,
-        "target_sources": {t: building.SOURCE_LABELS.get(t.source, t.source) for t in targets},
-        "summary": summary,
-        "sections": sections,
-        "cross_rows": cross_rows,
-        "baseline": report.baseline,
-        "published": published.to_dict("records"),
-        "published_columns": list(published.columns),
-        "environment": environment.to_dict("records"),
-        "environment_columns": list(environment.columns),
-        "thresholds": [t for suite in report.suites.values() for t in suite.thresholds],
-        "notes": [s.rule.note for s in report.suites.values() if s.rule and s.rule.note],
-        "skipped": report.inputs.skipped,
-        "unjudged": report.inputs.unjudged,
-        "unavailable": unavailable,
-        "missing_observations": report.missing_observations(),
-        "csv_files": list(CSV_TABLES),
-        "out_dir": str(out_dir),
-        "confidence": stats.CONFIDENCE,
-        "resamples": stats.RESAMPLES,
-        "status_labels": STATUS_LABELS,
-    }
-    return _environment().get_template("index.html.j2").render(**context)

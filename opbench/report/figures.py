@@ -4,7 +4,8 @@ SVG with its text left as text: a full report draws about seventy figures, and r
 time; the page is also half the size, and the labels can be searched and copied.
 
 Figures are drawn on matplotlib.figure.Figure directly (Agg canvas, no pyplot state), so rendering is
-independent of any interactive backend.
+independent of any interactive backend. A figure draws the plain series it is handed (labels, numbers, estimates,
+breakdowns) and knows nothing of the report: what to draw is chosen by the page (page.py, extras.py).
 """
 
 from __future__ import annotations
@@ -12,23 +13,31 @@ from __future__ import annotations
 import base64
 import io
 import textwrap
+from dataclasses import dataclass, field
 
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from opbench.attribution import CATEGORIES, Breakdown
-from opbench.case import Case
-from opbench.plan import Comparison, Sweep
-from opbench.report.build import Report
 from opbench.stats import Estimate
-from opbench.verdict import Target
 
 BASELINE_COLOR = "#8c96a3"
 CANDIDATE_COLOR = "#2b6cb0"
 PALETTE = ("#2b6cb0", "#dd6b20", "#2f855a", "#9b2c2c", "#6b46c1", "#b7791f", "#0987a0", "#d53f8c")
 # text as <text> elements, not glyph paths; a fixed salt gives the same ids, so the same results give the same page
 SVG_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "opbench"}
+
+
+@dataclass
+class Series:
+    """One line of points with error bars: how far below and above each point its interval reaches."""
+
+    label: str
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+    below: list[float] = field(default_factory=list)
+    above: list[float] = field(default_factory=list)
 
 
 def _text(label: str, width: int = 0) -> str:
@@ -59,31 +68,33 @@ def _err(e: Estimate, scale: float) -> tuple[float, float]:
     return (max(e.value - e.low, 0.0) * scale, max(e.high - e.value, 0.0) * scale)
 
 
-def comparison_figure(report: Report, comparison: Comparison, targets: list[Target]) -> str | None:
-    """Baseline and candidate median latency with 95% intervals, one pair of bars per (device, backend)."""
-    lat = {
-        (t, which): report.latency(t, case.id)
-        for t in targets
-        for which, case in (("base", comparison.baseline), ("cand", comparison.candidate))
-    }
-    values = [e.high if e.has_interval else e.value for e in lat.values() if e is not None]
+def comparison_figure(
+    labels: list[str],
+    baseline: list[Estimate | None],
+    candidate: list[Estimate | None],
+    baseline_id: str,
+    candidate_id: str,
+) -> str | None:
+    """Baseline and candidate median latency with 95% intervals, one pair of bars per label (a (device, backend));
+    None marks a side not measured there."""
+    values = [e.high if e.has_interval else e.value for e in (*baseline, *candidate) if e is not None]
     if not values:
         return None
     scale, unit = _unit(values)
     # a fixed layout in inches (labels wrapped at 34 characters on the left, tick labels, axis label and legend
     # below), so that the figure is drawn once; the report draws one per comparison
     width_in, left_in, bottom_in = 6.4, 2.4, 1.05
-    height_in = bottom_in + 0.1 + 0.5 * len(targets)
+    height_in = bottom_in + 0.1 + 0.5 * len(labels)
     fig = Figure(figsize=(width_in, height_in))
     fig.subplots_adjust(
         left=left_in / width_in, right=1 - 0.2 / width_in, bottom=bottom_in / height_in, top=1 - 0.1 / height_in
     )
     ax = fig.add_subplot()
     height = 0.38
-    for offset, which, color in ((-height / 2, "base", BASELINE_COLOR), (height / 2, "cand", CANDIDATE_COLOR)):
+    for offset, side, color in ((-height / 2, baseline, BASELINE_COLOR), (height / 2, candidate, CANDIDATE_COLOR)):
         ys, widths, errors = [], [], []  # one bar series per side (a call per bar took most of a large report's time)
-        for i, t in enumerate(targets):
-            if (e := lat[t, which]) is None:
+        for i, e in enumerate(side):
+            if e is None:
                 ax.text(0, i + offset, " missing", va="center", fontsize=8, color="#9b2c2c")
                 continue
             ys.append(i + offset)
@@ -92,7 +103,7 @@ def comparison_figure(report: Report, comparison: Comparison, targets: list[Targ
         if ys:
             xerr = [[low for low, _ in errors], [high for _, high in errors]]
             ax.barh(ys, widths, height, color=color, xerr=xerr, capsize=2, error_kw={"lw": 0.8})
-    ax.set_yticks(range(len(targets)), [_text(t.label, 34) for t in targets], fontsize=8)
+    ax.set_yticks(range(len(labels)), [_text(label, 34) for label in labels], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(f"median latency ({unit}), 95% interval", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
@@ -100,8 +111,8 @@ def comparison_figure(report: Report, comparison: Comparison, targets: list[Targ
     ax.set_axisbelow(True)
     ax.set_xlim(left=0)
     handles = [
-        Patch(color=BASELINE_COLOR, label=_text("baseline: " + comparison.baseline.id, 60)),
-        Patch(color=CANDIDATE_COLOR, label=_text("candidate: " + comparison.candidate.id, 60)),
+        Patch(color=BASELINE_COLOR, label=_text("baseline: " + baseline_id, 60)),
+        Patch(color=CANDIDATE_COLOR, label=_text("candidate: " + candidate_id, 60)),
     ]
     fig.legend(handles=handles, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 0.02 / height_in))
     for side in ("top", "right"):
@@ -109,40 +120,28 @@ def comparison_figure(report: Report, comparison: Comparison, targets: list[Targ
     return data_uri(fig, tight=False)
 
 
-def sweep_figure(report: Report, sweep: Sweep, targets: list[Target]) -> str | None:
-    """Achieved GMAC/s against the swept parameter: candidate and baseline lines per target (Obs 1's kernel sweep)."""
-    if not sweep.points:
+def sweep_figure(xs: list[int], x_label: str, lines: list[tuple[Series, Series]]) -> str | None:
+    """Achieved GMAC/s against the swept parameter (`xs`, a log-2 axis): per target a colour, its candidate line
+    solid and its baseline dashed (Obs 1's kernel sweep); None when no line has a point."""
+    if not xs:
         return None
-    kernels = [x for x, _ in sweep.points]
-    comparisons = [c for _, c in sweep.points]
     fig = Figure(figsize=(6.4, 3.6))
     ax = fig.add_subplot()
     drawn = False
-    for i, t in enumerate(targets):
+    for i, pair in enumerate(lines):
         color = PALETTE[i % len(PALETTE)]
-        for which, style, name in (("candidate", "-o", sweep.series[0]), ("baseline", "--s", sweep.series[1])):
-            xs, ys, lows, highs = [], [], [], []
-            for k, c in zip(kernels, comparisons, strict=True):
-                case = getattr(c, which)
-                e, macs = report.latency(t, case.id), report.case_info(case.id)["macs"]
-                if e is None or not macs:
-                    continue
-                rate = macs / e.value / 1e9
-                xs.append(k)
-                ys.append(rate)
-                lows.append(rate - macs / e.high / 1e9 if e.has_interval else 0.0)
-                highs.append(macs / e.low / 1e9 - rate if e.has_interval else 0.0)
-            if xs:
+        for series, style in zip(pair, ("-o", "--s"), strict=True):
+            if series.xs:
                 drawn = True
                 ax.errorbar(
-                    xs, ys, yerr=[lows, highs], fmt=style, color=color, ms=4, lw=1.2, capsize=2,
-                    label=_text(f"{t.label}: {name}", 60),
+                    series.xs, series.ys, yerr=[series.below, series.above], fmt=style, color=color, ms=4, lw=1.2,
+                    capsize=2, label=_text(series.label, 60),
                 )  # fmt: skip
     if not drawn:
         return None
     ax.set_xscale("log", base=2)
-    ax.set_xticks(kernels, [str(k) for k in kernels])
-    ax.set_xlabel(_text(sweep.x_label), fontsize=8)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel(_text(x_label), fontsize=8)
     ax.set_ylabel("achieved GMAC/s (higher is better)", fontsize=8)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
@@ -152,21 +151,9 @@ def sweep_figure(report: Report, sweep: Sweep, targets: list[Target]) -> str | N
     return data_uri(fig)
 
 
-def model_map_figure(report: Report, points: list[tuple[Case, float]], targets: list[Target]) -> str | None:
-    """Latency against published top-1 (the paper's Figure 1): one panel per target, plus one panel per source of
-    published numbers, each point labelled with its model."""
-    panels: list[tuple[str, list[tuple[str, float, float]]]] = []
-    for t in targets:
-        found = [(c.variant, report.latency(t, c.id), top1) for c, top1 in points]
-        panels.append((t.label, [(n, e.value * 1e3, top1) for n, e, top1 in found if e is not None]))
-    published: dict[str, list[tuple[str, float, float]]] = {}
-    top1s = {c.id: (c.variant, top1) for c, top1 in points}
-    for run, result in report.published:
-        if result.case in top1s:
-            name, top1 = top1s[result.case]
-            label = f"{run.device.name}, {result.backend}"
-            published.setdefault(label, []).append((name, result.stats.median_s * 1e3, top1))
-    panels += list(published.items())
+def model_map_figure(panels: list[tuple[str, list[tuple[str, float, float]]]]) -> str | None:
+    """Latency against published top-1 (the paper's Figure 1): one panel per (title, points), each point
+    (model name, median latency in ms, top-1 %) labelled with its model; panels without a point are left out."""
     panels = [(label, pts) for label, pts in panels if pts]
     if not panels:
         return None
@@ -180,7 +167,7 @@ def model_map_figure(report: Report, points: list[tuple[Case, float]], targets: 
         for name, ms, top1 in pts:
             ax.annotate(_text(name), (ms, top1), fontsize=6, xytext=(3, 2), textcoords="offset points")
         ax.set_xscale("log")
-        ax.set_title(_text(label + (" (published)" if label in published else ""), 48), fontsize=8)
+        ax.set_title(_text(label, 48), fontsize=8)
         ax.set_xlabel("median latency (ms)", fontsize=7)
         ax.set_ylabel("published top-1 (%)", fontsize=7)
         ax.tick_params(labelsize=7)
@@ -189,20 +176,16 @@ def model_map_figure(report: Report, points: list[tuple[Case, float]], targets: 
     return data_uri(fig)
 
 
-def breakdown_figure(report: Report, cases: list[Case], targets: list[Target]) -> str | None:
-    """Where each case's time goes (the paper's Figure 2): per target, a bar per case stacked by category, as the
-    share of its profiled time; the label carries the profile's coverage of the end-to-end median."""
-    panels = []
-    for t in targets:
-        bars = [(c.variant, b) for c in cases if isinstance(b := report.profile(t, c.id), Breakdown)]
-        if bars:
-            panels.append((t, bars))
+def breakdown_figure(panels: list[tuple[str, list[tuple[str, Breakdown]]]]) -> str | None:
+    """Where each case's time goes (the paper's Figure 2): per (title, bars), a bar per (name, breakdown) stacked
+    by category, as the share of its profiled time; the label carries the profile's coverage of the end-to-end
+    median."""
     if not panels:
         return None
     fig = Figure(figsize=(7.2, sum(0.9 + 0.22 * len(bars) for _, bars in panels)))
     heights = [0.9 + 0.22 * len(bars) for _, bars in panels]
     grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
-    for i, (t, bars) in enumerate(panels):
+    for i, (title, bars) in enumerate(panels):
         ax = fig.add_subplot(grid[i])
         left = [0.0] * len(bars)
         for j, category in enumerate(CATEGORIES):
@@ -213,7 +196,7 @@ def breakdown_figure(report: Report, cases: list[Case], targets: list[Target]) -
         ax.set_yticks(range(len(bars)), [f"{n} ({b.coverage:.2f})" for n, b in bars], fontsize=6)
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
-        ax.set_title(_text(t.label), fontsize=8, loc="left")
+        ax.set_title(_text(title), fontsize=8, loc="left")
         ax.tick_params(axis="x", labelsize=7)
     fig.axes[0].legend(fontsize=6, ncol=5, loc="lower left", bbox_to_anchor=(0.0, 1.12))
     fig.axes[-1].set_xlabel("share of the profiled time (%); in brackets: profiled / end-to-end median", fontsize=7)

@@ -22,21 +22,24 @@ KEY = "blocks"
 
 def predictions() -> Predictions:
     """Every zoo model as the sum of its blocks, against the model measured whole."""
-    uses = table(KEY).uses
+    found = table(KEY)
     models = []
     for name, model in ZOO.items():
         counts: dict[str, int] = {}
-        for use in uses[name]:
+        for use in found.uses[name]:
             counts[use.case.id] = counts.get(use.case.id, 0) + 1
-        models.append(BlockSum(name, model.family, model_case(name).id, tuple(counts.items())))
+        weights = sum(found.weight_bytes[use.case.id] for use in found.uses[name])
+        models.append(BlockSum(name, model.family, model_case(name).id, tuple(counts.items()), weights))
     return Predictions(
         "Whole-model latency predicted from the blocks",
-        "Each zoo model's latency predicted from its blocks' medians (summed, less the backend's per-call floor "
-        "for every block but one: each block timed alone pays one call, the whole model one), against the model "
-        "measured whole on the same target: the share within ±10% and ±5% (nn-Meter's metric), RMSPE, and the "
-        "mean error; the share within ±10% of the plain sum is beside it. A positive mean error says the "
-        "prediction overshoots: the backend fuses across block boundaries; negative: the whole runs slower than "
-        "its parts (caches, memory). Per model: prediction.csv; summary: prediction_summary.csv.",
+        "Each zoo model's latency predicted three ways, against the model measured whole on the same target: the "
+        "hot sum (its blocks' medians, weights in cache, summed less the backend's per-call floor for every block "
+        "but one: each block timed alone pays one call, the whole model one), the cold sum (the same rule over the "
+        "blocks timed with their weights cold, where the run timed them) and the corrected prediction (a fit of "
+        "log(measured) on log(sum), weight bytes and block count, each model predicted by a fit that saw no model "
+        "of its family). Each with the share within ±10% and ±5% (nn-Meter's metric), RMSPE and the mean error "
+        "(positive: the backend fuses across block boundaries; negative: the whole runs slower than its parts). "
+        "Per model: prediction.csv; per backend and family: prediction_summary.csv.",
         models,
         overhead.FLOOR,
     )

@@ -7,7 +7,7 @@ import functools
 
 from opbench import blocks
 from opbench.case import image, make_case
-from opbench.plan import Plan
+from opbench.plan import CONTROL, Plan
 from opbench.suite import Suite
 
 KEY = "overhead"
@@ -23,7 +23,7 @@ def plan(grid: str) -> Plan:
     group, shape = "overhead A/A c448 7x7", image(448, 7)
     case = make_case(KEY, "aa", "conv1x1_bn", conv, shape, group, "Conv1x1+BN, 448 channels at 7x7", c=448, h=7)
     copy = make_case(KEY, "aa", "conv1x1_bn_copy", conv, shape, group, "the same, a separate instance", c=448, h=7)
-    p.compare(AA, case, copy)
+    p.compare(AA, case, copy, CONTROL)
     return p
 
 

@@ -1,4 +1,6 @@
-"""From result files to what the report shows: targets, their measurements, verdicts and the tables behind them.
+"""Judging, apart from showing: result files -> runs -> targets with their measured data -> evidence (latency
+estimates, profiles, published ratios) -> each suite's verdicts, and the prediction validation. `opbench report`
+shows what this judges, `opbench stability` judges each run alone with it, and neither judges anything itself.
 
 Selection: for each (device, backend, case) the latest run's result with status ok is used; when no run has
 it ok, the latest result says why it is missing. Runs with source "reference" are published numbers: they
@@ -14,7 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from opbench import stats
@@ -28,10 +29,10 @@ from opbench.plan import Comparison, Plan, Predictions
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
 from opbench.suite import Suite, plans, suites
-from opbench.verdict import STATUS_LABELS, Evidence, Measured, Row, Target, Verdict
+from opbench.verdict import Evidence, Measured, Row, Target, Verdict
 
 REFERENCE = "reference"
-SOURCE_LABELS = {"pytest-benchmark": "measured", "import": "imported", "reference": "published"}
+TARGET = ("device", "backend")  # the columns that name a target in the prediction validation
 
 
 @dataclass
@@ -144,8 +145,9 @@ def _measured(result: Result, run_id: str) -> Measured:
 
 
 @dataclass
-class Report:
-    """Everything the template and the CSV files need."""
+class Judgement:
+    """The runs judged: every target's measured data and results, the published numbers beside them, the evidence
+    every rule and table reads, and each suite's verdicts."""
 
     inputs: Inputs
     grid: str
@@ -157,7 +159,6 @@ class Report:
     published: list[tuple[Run, Result]]  # the results of the reference runs
     evidence: Evidence
     verdicts: dict[str, list[Verdict]] = field(default_factory=dict)  # suite key -> verdicts (suites with a rule)
-    baseline: Target | None = None
     _latencies: dict[tuple[Target, str], Estimate | None] = field(default_factory=dict, repr=False)
     _profiles: dict[tuple[Target, str], Breakdown | str | None] = field(default_factory=dict, repr=False)
 
@@ -241,7 +242,7 @@ def _target_order(t: Target) -> tuple:
     return (t.source != "pytest-benchmark", t.device_name, rank, t.backend)
 
 
-def build(inputs: Inputs, baseline: str | None = None) -> Report:
+def judge(inputs: Inputs) -> Judgement:
     """Pick each (device, backend, case)'s result, then every suite's comparisons and verdicts."""
     measured_runs = [r for r in inputs.runs if r.source != REFERENCE]
     grid = "full" if any(r.run.protocol.get("grid") == "full" for r in inputs.runs) else "default"
@@ -259,255 +260,31 @@ def build(inputs: Inputs, baseline: str | None = None) -> Report:
     results = {t: {c: r for c, (_, r) in chosen[t].items()} for t in targets}
     published = [(r.run, result) for r in inputs.runs if r.source == REFERENCE for result in r.run.results if result.ok]
     known = suites()
-    report = Report(inputs, grid, known, plans(grid), targets, data, results, published, Evidence({}))
-    report.evidence = Evidence(data, report.macs)
-    report.baseline = _baseline(targets, baseline)
+    judged = Judgement(inputs, grid, known, plans(grid), targets, data, results, published, Evidence({}))
+    judged.evidence = Evidence(data, judged.macs)
     for key, suite in known.items():
         if suite.rule:
-            report.verdicts[key] = suite.rule.verdicts(key, report.plans[key], report.evidence)
-    return report
+            judged.verdicts[key] = suite.rule.verdicts(key, judged.plans[key], judged.evidence)
+    return judged
 
 
-def _baseline(targets: list[Target], spec: str | None) -> Target | None:
-    """The target the cross-backend view divides by: 'BACKEND' or 'DEVICE/BACKEND' (default: the first)."""
-    if not targets:
-        return None
-    if not spec:
-        return targets[0]
-    device, _, backend = spec.rpartition("/")
-    found = [t for t in targets if t.backend == backend and (not device or device in (t.device, t.device_name))]
-    if not found:
-        known = ", ".join(f"{t.device}/{t.backend}" for t in targets)
-        raise OpbenchError(f"--baseline {spec!r} matches no (device, backend) in the results; choose from {known}")
-    return found[0]
+@dataclass(frozen=True)
+class Validation:
+    """A Predictions extra checked against the models measured whole: one row per (target, model), then the
+    summaries per target and per target and family (opbench.lookup.predict)."""
+
+    extra: Predictions
+    models: pd.DataFrame
+    by_target: pd.DataFrame
+    by_family: pd.DataFrame
 
 
-# ---- the tables behind the report (also written as CSV) ----
-
-
-def _est_columns(prefix: str, e: Estimate | None, scale: float = 1.0) -> dict:
-    if e is None:
-        return {prefix: None, f"{prefix}_low": None, f"{prefix}_high": None}
-    return {
-        prefix: e.value * scale,
-        f"{prefix}_low": e.low * scale if e.has_interval else None,
-        f"{prefix}_high": e.high * scale if e.has_interval else None,
-    }
-
-
-def results_table(report: Report) -> pd.DataFrame:
-    rows = []
-    for t in report.targets:
-        for case_id, m in report.data[t].items():
-            r = report.results[t][case_id]
-            lat = report.latency(t, case_id)
-            rows.append(
-                {
-                    "device": t.device_name,
-                    "device_slug": t.device,
-                    "backend": t.backend,
-                    "source": SOURCE_LABELS.get(t.source, t.source),
-                    "case": case_id,
-                    "suite": r.suite,
-                    "input_shape": "x".join(map(str, r.input_shape)),
-                    "macs": r.macs,
-                    "status": m.status,
-                    "reason": m.reason,
-                    **_est_columns("median_ms", lat, 1e3),
-                    "point_estimate": m.point_only if m.ok else None,
-                    "rounds": len(m.samples) if m.samples else None,
-                    "gmacs_per_s": r.macs / lat.value / 1e9 if r.macs and lat else None,
-                    "run_id": m.run_id,
-                }
-            )
-    for run, r in report.published:
-        rows.append(
-            {
-                "device": run.device.name,
-                "device_slug": run.device.slug,
-                "backend": r.backend,
-                "source": "published",
-                "case": r.case,
-                "suite": r.suite,
-                "status": r.status,
-                "median_ms": r.stats.median_s * 1e3,
-                "point_estimate": True,
-                "run_id": run.run_id,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def comparisons_table(report: Report) -> pd.DataFrame:
-    """Every comparison of every suite on every target: the rules' and the supporting ones."""
-    rows = []
-    for key in report.suites:
-        for row in report.rows(key):
-            t = row.target
-            rows.append(
-                {
-                    "suite": key,
-                    "device": t.device_name if t else "",
-                    "backend": t.backend if t else "",
-                    "comparison": row.comparison,
-                    "role": row.role,
-                    "metric": row.metric,
-                    "baseline": row.baseline,
-                    "candidate": row.candidate,
-                    **_est_columns("value", row.estimate),
-                    "point_estimate": row.point_only if row.estimate else None,
-                    "paired": row.estimate.paired if row.estimate else None,
-                    "status": row.status or "",
-                    "missing": "; ".join(row.missing),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def verdicts_table(report: Report) -> pd.DataFrame:
-    rows = []
-    for key, verdicts in report.verdicts.items():
-        for v in verdicts:
-            rows.append(
-                {
-                    "suite": key,
-                    "device": v.target.device_name if v.target else "(all pairs)",
-                    "backend": v.target.backend if v.target else "(all pairs)",
-                    "status": v.status_label,
-                    "key_metric": v.key_label,
-                    **_est_columns("key", v.key),
-                    "point_estimate": v.point_only,
-                    "by_pass": "; ".join(STATUS_LABELS[st] for st in v.by_pass),
-                    "passes_agree": v.passes_agree,
-                    "explanation": v.explanation,
-                    "missing": len(v.missing),
-                    "cases": " ".join(v.case_ids),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def environment_table(report: Report) -> pd.DataFrame:
-    rows = []
-    for loaded in sorted(report.inputs.runs, key=lambda r: (r.source == REFERENCE, r.run.created)):
-        run = loaded.run
-        device, protocol = run.device, run.protocol
-        statuses = [r.status for r in run.results]
-        rows.append(
-            {
-                "file": str(loaded.path),
-                "run_id": run.run_id,
-                "source": SOURCE_LABELS.get(run.source, run.source),
-                "created": run.created,
-                "device": device.name,
-                "kind": device.kind,
-                "processor": device.cpu,
-                "cores": device.cores,
-                "memory_gb": device.memory_gb,
-                "os": device.os,
-                "threads": protocol.get("threads"),
-                "backends": " ".join(sorted({r.backend for r in run.results})),
-                "results": f"{statuses.count('ok')} ok, {statuses.count('unsupported')} unsupported, "
-                f"{statuses.count('failed')} failed",
-                "software": ", ".join(f"{k} {v}" for k, v in run.software.items()),
-                "protocol": ", ".join(f"{k}={v}" for k, v in protocol.items() if k != "threads"),
-                "unavailable_backends": "; ".join(f"{k}: {v}" for k, v in run.unavailable_backends.items()),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def cross_backend_table(report: Report) -> pd.DataFrame:
-    """Median latency of every case on every target, divided by the baseline target's (NaN where missing)."""
-    base = report.baseline
-    rows = []
-    case_ids = [c for c in report.cases if any(c in report.data[t] for t in report.targets)]
-    for case_id in case_ids:
-        ref = report.latency(base, case_id) if base else None
-        row = {"case": case_id}
-        for t in report.targets:
-            lat = report.latency(t, case_id)
-            row[f"{t.device}/{t.backend} ms"] = lat.value * 1e3 if lat else np.nan
-            row[f"{t.device}/{t.backend} rel"] = lat.value / ref.value if lat and ref else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def published_table(report: Report) -> pd.DataFrame:
-    rows = []
-    for run, r in report.published:
-        ref = r.reference or {}
-        local = {}
-        for t in report.targets:
-            lat = report.latency(t, r.case)
-            if lat:
-                local[f"{t.label} (measured here) ms"] = lat.value * 1e3
-        rows.append(
-            {
-                "case": r.case,
-                "published_device": run.device.name,
-                "published_backend": r.backend,
-                "published_ms": r.stats.median_s * 1e3,
-                "published_source": ref.get("source", ""),
-                "protocol": ref.get("protocol", ""),
-                "tag": ref.get("tag", ""),
-                **local,
-            }
-        )
-    columns = ["case", "published_device", "published_backend", "published_ms", "published_source", "protocol", "tag"]
-    return pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
-
-
-def breakdown_table(report: Report) -> pd.DataFrame:
-    """Every profiled (device, backend, case): seconds and share per category, coverage of the end-to-end median;
-    a backend without a profiler says why."""
-    rows = []
-    for t in report.targets:
-        for case_id in report.results[t]:
-            found = report.profile(t, case_id)
-            if found is None:
-                continue
-            where = {"device": t.device_name, "backend": t.backend, "case": case_id}
-            if isinstance(found, str):
-                rows.append({**where, "category": "", "unavailable": found})
-                continue
-            for category, seconds in found.seconds.items():
-                rows.append(
-                    {
-                        **where,
-                        "category": category,
-                        "ms": seconds * 1e3,
-                        "share": found.shares[category],
-                        "profiled_ms": found.profiled_s * 1e3,
-                        "e2e_median_ms": found.e2e_median_s * 1e3,
-                        "coverage": found.coverage,
-                    }
-                )
-    return pd.DataFrame(rows)
-
-
-def predicted(report: Report, extra: Predictions) -> pd.DataFrame:
-    """A Predictions extra's validation table over the measured (not published) targets."""
-    return prediction.validation(
-        {(t.device_name, t.backend): report.data[t] for t in report.targets if t.source != REFERENCE}, extra
-    )
-
-
-def _predictions(report: Report) -> list[tuple[Predictions, pd.DataFrame]]:
-    extras = [e for p in report.plans.values() for e in p.extras if isinstance(e, Predictions)]
-    return [(e, predicted(report, e)) for e in extras]
-
-
-def prediction_table(report: Report) -> pd.DataFrame:
-    """Whole models predicted from their measured parts against measured, per target (every Predictions extra)."""
-    return pd.concat([table for _, table in _predictions(report)] or [pd.DataFrame()], ignore_index=True)
-
-
-def prediction_summary_table(report: Report) -> pd.DataFrame:
-    """Per target: share of models within +-10% / +-5%, RMSPE, mean error; then the same per model family."""
-    frames = [
-        prediction.summary(t, by)
-        for e, t in _predictions(report)
-        for by in (("device", "backend"), ("device", "backend", "family"))
-    ]
-    return pd.concat(frames or [pd.DataFrame()], ignore_index=True)
+def validate_predictions(judged: Judgement) -> list[Validation]:
+    """Every Predictions extra of every suite, validated over the measured targets (published numbers never are)."""
+    tables = {(t.device_name, t.backend): judged.data[t] for t in judged.targets}
+    found = []
+    for extra in (e for p in judged.plans.values() for e in p.extras if isinstance(e, Predictions)):
+        models = prediction.validation(tables, extra)
+        by_target, by_family = (prediction.summary(models, by) for by in (TARGET, (*TARGET, "family")))
+        found.append(Validation(extra, models, by_target, by_family))
+    return found
