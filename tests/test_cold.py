@@ -244,8 +244,9 @@ pytest_plugins = ["opbench.pytest_plugin"]
 
 
 def test_a_timed_run_prepares_a_cold_case_s_copies_again_each_pass_and_records_them(pytester):
-    """Every cold block's copies held until its last pass would not fit in memory: they are made again each pass
-    (of the hot twin, whose export they share); the result names the cold case and carries its record."""
+    """A cold case's copies are made again each pass, as every case is (every cold block's copies held until its last
+    pass would not fit in memory), of the hot twin, whose export they share; the result names the cold case and
+    carries its record."""
     pytester.makeconftest(COLD_CONFTEST)
     pytester.makepyfile(test_overhead='SUITE = "overhead"\n\n\ndef test_cases(opbench_case, benchmark):\n'
                         "    opbench_case.measure(benchmark)\n")  # fmt: skip
@@ -257,7 +258,7 @@ def test_a_timed_run_prepares_a_cold_case_s_copies_again_each_pass_and_records_t
     )  # fmt: skip
     result.assert_outcomes(passed=4)
     prepared = (pytester.path / "prepared.txt").read_text().split()
-    assert prepared == ["overhead/floor/add_one"] * (1 + 2 * cold.MIN_COPIES)  # hot once; two copies a pass
+    assert prepared == ["overhead/floor/add_one"] * 2 * (1 + cold.MIN_COPIES)  # each pass: the hot case, two copies
     (path,) = out.rglob("*.json")
     by_id = {r.case: r for r in load_run(path).results}
     hot, timed = by_id["overhead/floor/add_one"], by_id["overhead/floor/add_one" + COLD_SUFFIX]
