@@ -65,7 +65,9 @@ def test_report_opens_from_disk_with_images_no_console_errors_and_escaped_names(
     assert "Lab <b>box</b> <script>alert('x')</script> $5" in header  # markup shown as text, not run
     assert MARKUP_DEVICE.split(" $")[0] in header
     assert browser.execute_script("return document.querySelectorAll('#summary-matrix b, main script').length") == 0
-    rows = matrix.find_elements(By.CSS_SELECTOR, "tbody tr")
+    rows = matrix.find_elements(By.CSS_SELECTOR, "tbody tr:not(.control)")
+    (control,) = matrix.find_elements(By.CSS_SELECTOR, "tbody tr.control")
+    assert control.find_element(By.TAG_NAME, "th").text.startswith("A/A control")  # the noise floor, under the verdicts
     assert [r.find_element(By.TAG_NAME, "th").text.split(".")[0] for r in rows] == [
         *("Obs 1", "Obs 2", "Obs 3", "Obs 4", "Whole models: the papers' headline claims")
     ]
