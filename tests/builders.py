@@ -157,3 +157,17 @@ def timer(calls: list[int]):
         calls.append(3)
 
     return time_it
+
+
+# a conftest's end: torch-eager as backend "counting", logging each case it prepares to prepared.txt
+COUNTING_CONFTEST = """
+class Counting(TorchEager):
+    name = "counting"
+    def prepare(self, case, config):
+        with open("prepared.txt", "a") as log:
+            log.write(case.id + "\\n")
+        return super().prepare(case, config)
+
+REGISTRY["counting"] = Counting
+pytest_plugins = ["opbench.pytest_plugin"]
+"""

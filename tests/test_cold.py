@@ -7,6 +7,7 @@ import contextlib
 import io
 
 import pytest
+from builders import COUNTING_CONFTEST
 from torch import nn
 
 from opbench import export
@@ -215,7 +216,8 @@ def test_without_the_table_the_floor_stays_interleaved_and_the_models_run_last()
     ]
 
 
-COLD_CONFTEST = """
+COLD_CONFTEST = (
+    """
 import dataclasses
 import opbench.suites.overhead as overhead
 from opbench.backends import REGISTRY
@@ -231,16 +233,9 @@ def plan(grid):
 
 overhead.SUITE = dataclasses.replace(overhead.SUITE, plan=plan)
 
-class Counting(TorchEager):
-    name = "counting"
-    def prepare(self, case, config):
-        with open("prepared.txt", "a") as log:
-            log.write(case.id + "\\n")
-        return super().prepare(case, config)
-
-REGISTRY["counting"] = Counting
-pytest_plugins = ["opbench.pytest_plugin"]
 """
+    + COUNTING_CONFTEST
+)
 
 
 def test_a_timed_run_prepares_a_cold_case_s_copies_again_each_pass_and_records_them(pytester):

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from builders import COUNTING_CONFTEST
 
 from opbench.results import load_run
 
@@ -171,16 +172,8 @@ from opbench.backends.torch_eager import TorchEager
 
 obs4.SUITE = dataclasses.replace(obs4.SUITE, schedule="by_backend")
 
-class Counting(TorchEager):
-    name = "counting"
-    def prepare(self, case, config):
-        with open("prepared.txt", "a") as log:
-            log.write(case.id + "\\n")
-        return super().prepare(case, config)
-
-REGISTRY["counting"] = Counting
-pytest_plugins = ["opbench.pytest_plugin"]
 """
+        + COUNTING_CONFTEST
     )
     project.makepyfile(test_obs2=CASE_MODULE.format(key="obs2"))
     out = project.path / "results"
