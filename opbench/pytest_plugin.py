@@ -1,126 +1,38 @@
-"""The opbench pytest plugin: options, case x backend x pass parametrization, the order items run in, and one
-result file per run.
+"""The opbench pytest plugin: options, case x backend x pass parametrization, the order items run in, and the hooks
+that write one result file per run.
 
-Timing is pytest-benchmark's; this plugin only chooses what to time, checks it first (opbench.measure.path),
-labels it (group, extra_info, machine info) and writes what was measured to device_results/.
-
-Groups (opbench.measure.order): the cases a suite compares form a group, timed together: one item per (group,
-backend, pass) times its members round-robin in one window, call by call (opbench.measure.window), and each member's
-samples land in its own Result, with the window's name. A case in no comparison is a group of one: its item per
-(case, backend, pass) is timed by pytest-benchmark's own calibrated loop, as before groups.
-
-Passes (--opbench-passes N): every (group, backend) runs N times, in interleaved order: pass 1 of every selected
-(group, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh, and the samples of every
-pass land in one Result per case. Within a pass the groups run in Plan.run_order (per backend), reversed in every
-other pass.
-A case is prepared (loaded from the export cache, compiled, checked) afresh in every pass, so that its instance's
-place in memory varies between passes, and profiled after its last (a cold case, Case.weights: its N copies, each
-pass, opbench.measure.cold). A suite scheduled `by_backend` (Suite.schedule: the whole models) runs its passes
-backend by backend instead, after the interleaved suites, so that one backend's runtime at a time holds its cases'
-memory; a selected suite that names it in Suite.same_window (the block table) runs in the same passes
-(opbench.measure.order.sequence). Before the first item,
-a timed run exports every selected case in worker processes (opbench.measure.export_ahead), so that a cold run's
-exports use every core.
+Timing is pytest-benchmark's; this plugin only chooses what to time and hands each item to
+opbench.measure.case_run (which checks it first through opbench.measure.path, labels it and records it in the run's
+opbench.measure.session.RunState). Before the first item, a timed run exports every selected case in worker
+processes (opbench.measure.export_ahead), so that a cold run's exports use every core.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
-import statistics
 import threading
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from opbench import options
-from opbench.backends import Backend, RunConfig, get_backend, parse_backends, unavailable_reason
+from opbench.backends import RunConfig, parse_backends
 from opbench.cache import DEFAULT_ROOT, ArtifactCache
-from opbench.case import Case
-from opbench.errors import BackendUnavailable, OpbenchError
+from opbench.errors import OpbenchError
 from opbench.files import check_folder
 from opbench.measure import allocator, cold, window
-from opbench.measure import path as measuring
-from opbench.measure.export_ahead import Job, export_ahead
-from opbench.measure.order import Group, Slot, groups, sequence
-from opbench.measure.profile_pass import profile_pass
-from opbench.results import (
-    DEFAULT_DIR,
-    Journal,
-    JournalError,
-    Result,
-    Stats,
-    device_info,
-    new_run,
-    slugify,
-    software_versions,
-    write_run,
-)  # fmt: skip
+from opbench.measure.case_run import CaseRun, export_jobs, run_order
+from opbench.measure.export_ahead import export_ahead
+from opbench.measure.order import groups
+from opbench.measure.session import RunState
+from opbench.results import DEFAULT_DIR, device_info, slugify, software_versions
 from opbench.shapes import GRIDS
-from opbench.suite import builtin_suites, floor_case, get_suite, parse_suites, select_cases
+from opbench.suite import builtin_suites, get_suite, parse_suites, select_cases
 
-STATE = pytest.StashKey["RunState"]()
+STATE = pytest.StashKey[RunState]()
 EXPORT_WORKERS = 4  # the default's cap: a worker lowering a large model takes several GB
-
-
-@dataclass
-class RunState:
-    backends: list[str]
-    config: RunConfig
-    grid: str
-    pattern: str | None
-    suites: list[str] | None  # None: every suite
-    device_name: str | None
-    results_dir: str
-    protocol: dict = field(default_factory=dict)
-    passes: int = 1  # 1 when nothing is timed (--benchmark-disable)
-    results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
-    samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
-    preparations: dict[tuple[str, str], measuring.Preparation] = field(default_factory=dict)  # the first pass's
-    call_costs: dict[str, float | None] = field(default_factory=dict)  # backend -> what timing one call costs
-    journal: Journal | None = None  # the run written as it goes, so a killed run keeps what it finished
-    unavailable: dict[str, str] = field(default_factory=dict)
-    software: dict[str, str] = field(default_factory=dict)
-    written: str | None = None
-    not_written: str | None = None  # why the result file could not be written (the journal keeps the results)
-    report: str | None = None  # the path to render the report to (--opbench-report), then what happened
-    only_available: bool = False  # 'all': drop the backends that cannot run here, with their reason
-
-    def record(self, result: Result, timed: bool) -> None:
-        """Keep the result (every pass so far) and, in a timed run, journal it at once (the run's header first, on
-        its first result; a later line of the same case and backend replaces the earlier one)."""
-        self.results[(result.case, result.backend)] = result
-        if not timed:
-            return
-        if self.journal is None:
-            header = new_run(device_info(self.device_name), [], "pytest-benchmark", self.protocol)
-            self.journal = Journal(header, self.results_dir)
-        try:
-            self.journal.append(result)
-        except JournalError as exc:  # a full disk: timing more would lose more
-            pytest.exit(str(exc), returncode=pytest.ExitCode.TESTS_FAILED)
-
-    def call_cost(self, backend: Backend) -> float:
-        """What timing one call costs on the backend (window.floor_cost on the floor case, once per run and backend;
-        0 without a floor), recorded in the protocol."""
-        if backend.name not in self.call_costs:
-            floor = floor_case(self.grid)
-            cost = window.floor_cost(floor, backend, self.config) if floor else None
-            self.call_costs[backend.name] = cost
-            self.protocol.setdefault("call_cost_s", {})[backend.name] = None if cost is None else float(f"{cost:.3g}")
-        return self.call_costs[backend.name] or 0.0
-
-    def runnable_backends(self) -> list[str]:
-        """The backends to parametrize over. Checked when the first case module is collected, not at startup
-        (checking imports optional libraries); backends named explicitly are skipped per test instead."""
-        if self.only_available:
-            self.unavailable.update({name: reason for name in self.backends if (reason := unavailable_reason(name))})
-            self.backends = [name for name in self.backends if name not in self.unavailable]
-            self.only_available = False
-        return self.backends
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -259,139 +171,6 @@ def check_options(config: pytest.Config) -> None:
         check_folder(Path(config.getoption("opbench_report_out")).parent, "the folder of --opbench-report-out")
 
 
-@dataclass(frozen=True)
-class CaseRun:
-    """One pass of one (group, backend) pair of the parametrization; measure() is all a case module calls."""
-
-    group: Group
-    backend: str
-    state: RunState = field(repr=False, compare=False)
-    pass_index: int = 1  # 1-based
-
-    @property
-    def case(self) -> Case:
-        """The first member: where the run order puts the item."""
-        return self.group.members[0]
-
-    @property
-    def id(self) -> str:
-        return f"{self.group.id}-{self.backend}" + (f"-pass{self.pass_index}" if self.state.passes > 1 else "")
-
-    def measure(self, benchmark) -> None:
-        try:
-            backend = get_backend(self.backend)
-        except BackendUnavailable as exc:
-            self.state.unavailable[self.backend] = str(exc)
-            pytest.skip(str(exc))
-        self._label(benchmark, backend)
-        self.state.software.update(backend.versions())
-        earlier = [r for c in self.group.members if (r := self.state.results.get((c.id, self.backend))) is not None]
-        gone = {r.case: r for r in earlier if r.status != "ok"}  # unsupported or failed in an earlier pass
-        members = [c for c in self.group.members if c.id not in gone]
-        if not members:
-            pytest.skip(
-                "; ".join(f"{r.status} on {backend.name} in an earlier pass: {r.reason}" for r in gone.values())
-            )
-        outcomes = [self._prepare(c, backend) for c in members]
-        checks = {c.id: o.check.to_json() for c, o in zip(members, outcomes, strict=True) if o.check}
-        if checks and len(self.group.members) == 1:
-            benchmark.extra_info["check"] = checks[self.case.id]
-        elif checks:
-            benchmark.extra_info["checks"] = checks
-        outcomes, samples = self._time(members, outcomes, backend, benchmark)
-        for case, outcome, timed in zip(members, outcomes, samples, strict=True):
-            key, last = (case.id, self.backend), self.pass_index == self.state.passes
-            if timed and outcome.status == "ok":
-                self.state.samples.setdefault(key, []).append(timed)
-            self.state.record(self._record(case, backend, outcome, last), timed=not benchmark.disabled)
-        problems = {c.id: o for c, o in zip(members, outcomes, strict=True) if o.status != "ok"}
-        if failed := [f"{case}: {o.reason}" for case, o in problems.items() if o.status == "failed"]:
-            pytest.fail(
-                "; ".join(failed) if len(self.group.members) > 1 else problems[self.case.id].reason, pytrace=False
-            )
-        if len(problems) == len(members):
-            pytest.skip("; ".join(f"unsupported on {backend.name}: {o.reason}" for o in problems.values()))
-
-    def _prepare(self, case: Case, backend: Backend) -> measuring.Outcome:
-        """The case prepared afresh for this pass, so that where its instance lands in memory varies from pass to
-        pass and enters the spread of the passes (kept one instance for the run, two identical cases differed by up
-        to 0.8% from run to run, with intervals of a run that did not cover it); recorded with its first
-        preparation's export time and notes."""
-        outcome = measuring.prepare(case, backend, self.config(case))
-        key = (case.id, self.backend)
-        if outcome.prepared is not None and key not in self.state.preparations:
-            self.state.preparations[key] = measuring.Preparation.of(outcome.prepared)
-        first = self.state.preparations.get(key)
-        return first.onto(outcome) if first else outcome
-
-    def _label(self, benchmark, backend: Backend) -> None:
-        """pytest-benchmark's group, name and extra_info of the item: its case, or its group and the members."""
-        passes, members = self.state.passes, self.group.members
-        benchmark.group = " / ".join(dict.fromkeys(c.group for c in members))
-        which = f" pass {self.pass_index}/{passes}" if passes > 1 else ""
-        benchmark.name = f"{self.group.id} [{self.backend}]{which}"
-        benchmark.extra_info.update(
-            case=self.case.id,
-            backend=backend.name,
-            threads=self.state.config.threads,
-            precision=backend.precision,
-            macs=sum(c.macs or 0 for c in members),  # a broken member counts none
-            **({"pass": self.pass_index} if passes > 1 else {}),
-            **(
-                {"members": [c.id for c in members], "window": self.group.window(self.backend)}
-                if len(members) > 1
-                else {}
-            ),
-        )
-
-    def _time(
-        self, members: list[Case], outcomes: list[measuring.Outcome], backend: Backend, benchmark
-    ) -> tuple[list[measuring.Outcome], list[tuple[list[float], int] | None]]:
-        """A group of one timed by pytest-benchmark's calibrated loop, as before groups; a larger group in one window
-        (window.time_group). Each member's outcome and samples with calls per sample (None: nothing timed)."""
-        if len(self.group.members) == 1:
-            (outcome,) = outcomes
-            if outcome.status != "ok":
-                return outcomes, [None]
-            return [measuring.time_pass(outcome, backend, benchmark)], [timed_samples(benchmark)]
-        cost = 0.0 if benchmark.disabled else self.state.call_cost(backend)
-        outcomes, samples = window.time_group(outcomes, backend, benchmark, cost)
-        if benchmark.disabled:
-            return outcomes, [None] * len(outcomes)
-        benchmark.extra_info["medians_s"] = {
-            c.id: statistics.median(s) for c, s in zip(members, samples, strict=True) if s
-        }
-        return outcomes, [(s, 1) if s else None for s in samples]
-
-    def _record(self, case: Case, backend: Backend, outcome: measuring.Outcome, last: bool) -> Result:
-        """The result of every pass so far; a failed case keeps no partial timings; profiled after its last pass,
-        against that pass's median."""
-        passes = self.state.samples.get((case.id, self.backend)) if outcome.status == "ok" else None
-        grouped = self.group.window(self.backend) if len(self.group.members) > 1 else None
-        stats = Stats.from_passes([p for p, _ in passes], max(n for _, n in passes), grouped) if passes else None
-        profiled = None
-        if stats and last and self.profiled(case):
-            profiled = profile_pass(case, backend, self.config(case), statistics.median(passes[-1][0]))
-        return measuring.to_result(case, backend, outcome, self.config(case), stats, profiled)
-
-    @staticmethod
-    def profiled(case: Case) -> bool:
-        return get_suite(case.suite).profile
-
-    def config(self, case: Case) -> RunConfig:
-        return dataclasses.replace(self.state.config, profiled=self.profiled(case))
-
-
-def timed_samples(benchmark) -> tuple[list[float], int] | None:
-    """This pass's raw per-call samples and calls per round, read through pytest-benchmark's own export (what
-    --benchmark-json writes); None when nothing was timed (--benchmark-disable, or no call reached the timer)."""
-    metadata = getattr(benchmark, "stats", None)
-    if not metadata:
-        return None
-    timed = metadata.as_dict(include_data=True)["stats"]
-    return list(timed["data"]), timed["iterations"]
-
-
 @pytest.fixture
 def opbench_case(request: pytest.FixtureRequest) -> CaseRun:
     return request.param
@@ -434,7 +213,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
     if state is not None:
-        items[:] = run_order(items, state)
+        items[:] = _run_order(items, state)
         suite_timing(items, state)
         if _timing(config) and any(map(_case_run, items)) and (message := allocator.warning(allocator.configuration())):
             warnings.warn(message, UserWarning, stacklevel=1)
@@ -454,19 +233,11 @@ def _case_run(item: pytest.Item) -> CaseRun | None:
     return param if isinstance(param, CaseRun) else None
 
 
-def run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
-    """Other items first, as collected; then the cases in the order opbench.measure.order.sequence gives: pass after
-    pass, by suite (as collected), backend and the suite's Plan.run_order; suites scheduled by_backend (Suite.schedule)
-    last, backend by backend, with the suites selected beside them that name them in Suite.same_window."""
+def _run_order(items: list[pytest.Item], state: RunState) -> list[pytest.Item]:
+    """Other items first, as collected; then the cases in the order case_run.run_order gives."""
     runs = [(item, run) for item in items if (run := _case_run(item)) is not None]
-    keys = list(dict.fromkeys(run.case.suite for _, run in runs))
-    rank = {key: {c.id: i for i, c in enumerate(get_suite(key).plan(state.grid).run_order())} for key in keys}
-    slots = [
-        Slot(run.case.suite, run.backend, run.pass_index, rank[run.case.suite].get(run.case.id, -1)) for _, run in runs
-    ]
-    order = sequence(slots, {key: get_suite(key) for key in keys}, state.grid)
     others = [item for item in items if _case_run(item) is None]
-    return others + [runs[i][0] for i in order]
+    return others + [runs[i][0] for i in run_order([run for _, run in runs], state.grid)]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -494,20 +265,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         say(f"not exported ahead (the run exports it): {problem[:300]}")
 
 
-def export_jobs(runs: list[CaseRun]) -> list[Job]:
-    """A job per case with the backends that have something to export for it (available ones), largest first."""
-    names = dict.fromkeys(run.backend for run in runs)
-    backends = {n for n in names if unavailable_reason(n) is None and type(get_backend(n)).export is not Backend.export}
-    by_case: dict[str, tuple[Case, CaseRun, list[str]]] = {}
-    for run in runs:
-        if run.backend in backends and run.pass_index == 1:
-            for case in (member.hot for member in run.group.members):  # a cold case prepares its hot twin
-                if not case.problem:  # a broken case fails in the run
-                    by_case.setdefault(case.id, (case, run, []))[2].append(run.backend)
-    largest = sorted(by_case.values(), key=lambda job: -job[0].param_count)
-    return [Job(case.id, case.suite, tuple(names), run.config(case)) for case, run, names in largest]
-
-
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
@@ -522,51 +279,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write the run's result file if anything was timed (not with --benchmark-disable), then drop its journal.
     A Ctrl-C or SIGTERM ends the session here too, with the cases finished so far."""
     state = session.config.stash.get(STATE, None)
-    if state is None or state.journal is None:
-        return
-    if not any(r.stats for r in state.results.values()):
-        state.journal.close()
-        return
-    software = software_versions(state.software)
-    run = dataclasses.replace(
-        state.journal.header,
-        results=list(state.results.values()),
-        software=software,
-        unavailable_backends=state.unavailable,
-    )
-    try:
-        state.written = str(write_run(run, state.results_dir))
-    except (OSError, OpbenchError) as exc:
-        why = exc.strerror or exc if isinstance(exc, OSError) else exc
-        state.not_written = f"the result file could not be written ({why}); {state.journal.kept_text(len(run.results))}"
+    if state is not None and not state.finish():
         session.exitstatus = session.exitstatus or pytest.ExitCode.TESTS_FAILED
-        return
-    state.journal.close()
-    if state.report:
-        from opbench.report import render  # matplotlib and jinja2 only when reporting
-
-        try:
-            state.report = f"report written to {render([state.results_dir], state.report)}"
-        except OpbenchError as exc:
-            state.report = f"report not written: {exc}"
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None or not (state.results or state.unavailable):
         return
-    counts = {s: sum(r.status == s for r in state.results.values()) for s in ("ok", "unsupported", "failed")}
     terminalreporter.section("opbench")
-    passes = f" ({state.passes} passes each)" if state.passes > 1 else ""
-    terminalreporter.write_line(", ".join(f"{n} {s}" for s, n in counts.items()) + passes)
-    for r in state.results.values():
-        if r.status != "ok":
-            terminalreporter.write_line(f"{r.status}: {r.case} on {r.backend}: {r.reason[:300]}")
-    for name, reason in state.unavailable.items():
-        terminalreporter.write_line(f"unavailable: {name}: {reason}")
-    where = state.not_written or (
-        f"results written to {state.written}" if state.written else "nothing timed, no result file written"
-    )
-    terminalreporter.write_line(where)
-    if state.report and state.written:
-        terminalreporter.write_line(state.report)
+    for line in state.summary():
+        terminalreporter.write_line(line)

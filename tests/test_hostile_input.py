@@ -167,7 +167,7 @@ results._write_all = full_after_two_lines
 
 @pytest.mark.parametrize("file_too", [True, False])
 def test_a_full_disk_stops_the_run_and_the_summary_says_what_is_kept(pytester, file_too):
-    pytester.makeconftest(FULL_DISK.format(patch_write_run="import opbench.pytest_plugin as p; p.write_run = no_file"
+    pytester.makeconftest(FULL_DISK.format(patch_write_run="import opbench.measure.session as p; p.write_run = no_file"
                                            if file_too else ""))  # fmt: skip
     pytester.makepyfile(test_obs4='SUITE = "obs4"\n\ndef test_cases(opbench_case, benchmark):\n'
                         "    opbench_case.measure(benchmark)\n")  # fmt: skip

@@ -157,9 +157,9 @@ def test_a_run_killed_in_its_second_pass_keeps_every_case_once_with_the_passes_i
 def test_a_result_file_that_cannot_be_written_keeps_the_journal(tmp_path):
     conftest = tmp_path / "conftest_full.py"
     conftest.write_text(
-        "import errno, opbench.pytest_plugin as plugin\n"
+        "import errno, opbench.measure.session as session\n"
         "def full(*args):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
-        "plugin.write_run = full\n"
+        "session.write_run = full\n"
     )
     results = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
