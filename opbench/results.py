@@ -290,6 +290,11 @@ class Result:
     def ok(self) -> bool:
         return self.status == "ok" and self.stats is not None
 
+    def replaces(self, earlier: Result | None) -> bool:
+        """Whether this later result of the same case stands for it instead of `earlier`: an ok one always, a
+        failure only over another failure (a failure never hides an earlier success)."""
+        return earlier is None or self.status == "ok" or earlier.status != "ok"
+
     def to_json(self) -> dict:
         data = {"case": self.case, "observation": self.suite}
         for f in dataclasses.fields(self):

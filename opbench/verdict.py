@@ -30,6 +30,7 @@ from opbench.stats import Estimate
 
 if TYPE_CHECKING:
     from opbench.plan import Comparison, Plan
+    from opbench.results import Result
 
 Status = Literal["holds", "does_not_hold", "inconclusive", "at_threshold", "not_measured"]
 HoldsWhen = Literal["above", "below", "apart"]
@@ -96,6 +97,21 @@ class Measured:
     macs: int | None = None
     run_id: str = ""
     window: str | None = None  # the timing window it shared with its comparison group in its run (None: alone)
+
+    @classmethod
+    def of(cls, result: Result, run_id: str) -> Measured:
+        """A result file's record as the verdicts and the predictions read it."""
+        s = result.stats
+        return cls(
+            case=result.case,
+            status=result.status,
+            reason=result.reason,
+            samples=s.samples if s else None,
+            median_s=s.median_s if s else None,
+            macs=result.macs,
+            run_id=run_id,
+            window=s.window if s else None,
+        )
 
     @property
     def sample_set(self) -> stats.SampleSet:

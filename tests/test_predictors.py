@@ -216,6 +216,29 @@ def test_without_a_run_holding_both_each_case_latest_result_is_used_and_said(tmp
     assert found.data[model_case("deit_s").id].ok
 
 
+def test_the_report_validates_the_same_run_as_predict(tmp_path, capsys):
+    """A newer run of the models alone, twice as slow, does not displace the run that timed them with the table:
+    the report's validation and `opbench predict` both read that run, and the page says which."""
+    from opbench.analysis import judge
+    from opbench.report import render
+
+    same = _run(_results(hot_s, cold=True, models=_everything_measured()), "2026-01-01T10:00:00+00:00")
+    slower = [builders.result(model_case(n), BACKEND, s, spread=0.01) for n, s in _everything_measured(2.0).items()]
+    for run in (same, _run(slower, "2026-01-01T11:00:00+00:00")):
+        builders.write(run, tmp_path / "runs")
+    [validation] = judge.validate_predictions(judge.judge(judge.load_inputs([tmp_path / "runs"])))
+    rows = validation.models.set_index("model")
+    for model in EXTRA.models:
+        assert rows.loc[model.model, "measured_ms"] == pytest.approx(1.3 * raw_sum(model, cold=True) * 1e3, rel=0.05)
+    assert validation.sources[DEVICE, BACKEND].startswith(f"table and models from run {same.run_id}")
+    code, out, _ = _cli(capsys, "predict", "efficientformer_l1", "--device", DEVICE, "--backend", BACKEND,
+                        "--results-dir", str(tmp_path / "runs"))  # fmt: skip
+    measured_ms = rows.loc["efficientformer_l1", "measured_ms"]
+    assert code == 0 and f"measured  (models/efficientformer_l1): {measured_ms:.3f}" in out
+    html = render([tmp_path / "runs"], tmp_path / "r" / "index.html", progress=False).read_text()
+    assert f"{DEVICE} / {BACKEND}: table and models from run {same.run_id}" in html
+
+
 def test_predict_prints_the_three_predictions_and_the_validation(tmp_path, capsys):
     builders.write(_run(_results(hot_s, cold=True, models=_everything_measured()), "2026-01-01T10:00:00+00:00"),
                    tmp_path)  # fmt: skip

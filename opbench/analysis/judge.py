@@ -25,6 +25,7 @@ from opbench.case import Case
 from opbench.errors import OpbenchError
 from opbench.files import short
 from opbench.lookup import predict as prediction
+from opbench.lookup.measured import laid_over
 from opbench.plan import Comparison, Plan, Predictions
 from opbench.results import DEFAULT_DIR, Result, Run, load_run, result_files
 from opbench.stats import Estimate
@@ -129,19 +130,6 @@ def select(inputs: Inputs, devices: list[str] | None = None, backends: list[str]
             f"devices: {', '.join(known_devices)}; backends: {', '.join(known_backends)}"
         )
     return Inputs(kept, inputs.skipped)
-
-
-def _measured(result: Result, run_id: str) -> Measured:
-    return Measured(
-        case=result.case,
-        status=result.status,
-        reason=result.reason,
-        samples=result.stats.samples if result.stats else None,
-        median_s=result.stats.median_s if result.stats else None,
-        macs=result.macs,
-        run_id=run_id,
-        window=result.stats.window if result.stats else None,
-    )
 
 
 @dataclass
@@ -253,10 +241,10 @@ def judge(inputs: Inputs) -> Judgement:
             target = Target(device.slug, result.backend, device.name, loaded.source)
             per_case = chosen.setdefault(target, {})
             previous = per_case.get(result.case)
-            if previous is None or result.status == "ok" or previous[1].status != "ok":
+            if result.replaces(previous and previous[1]):
                 per_case[result.case] = (loaded.run.run_id, result)
     targets = sorted(chosen, key=_target_order)
-    data = {t: {c: _measured(r, run_id) for c, (run_id, r) in chosen[t].items()} for t in targets}
+    data = {t: {c: Measured.of(r, run_id) for c, (run_id, r) in chosen[t].items()} for t in targets}
     results = {t: {c: r for c, (_, r) in chosen[t].items()} for t in targets}
     published = [(r.run, result) for r in inputs.runs if r.source == REFERENCE for result in r.run.results if result.ok]
     known = suites()
@@ -271,20 +259,28 @@ def judge(inputs: Inputs) -> Judgement:
 @dataclass(frozen=True)
 class Validation:
     """A Predictions extra checked against the models measured whole: one row per (target, model), then the
-    summaries per target and per target and family (opbench.lookup.predict)."""
+    summaries per target and per target and family (opbench.lookup.predict), and per target which run the table
+    and the models came from (opbench.lookup.measured: the same table `opbench predict` reads)."""
 
     extra: Predictions
     models: pd.DataFrame
     by_target: pd.DataFrame
     by_family: pd.DataFrame
+    sources: dict[tuple[str, str], str]  # (device, backend) -> the table's note
 
 
 def validate_predictions(judged: Judgement) -> list[Validation]:
-    """Every Predictions extra of every suite, validated over the measured targets (published numbers never are)."""
-    tables = {(t.device_name, t.backend): judged.data[t] for t in judged.targets}
+    """Every Predictions extra of every suite, validated over the measured targets (published numbers never are),
+    each target's table the run that timed the blocks and the models together laid over the latest results."""
     found = []
     for extra in (e for p in judged.plans.values() for e in p.extras if isinstance(e, Predictions)):
-        models = prediction.validation(tables, extra)
+        tables = {(t.device_name, t.backend): laid_over(_runs_of(judged, t), t.backend, extra) for t in judged.targets}
+        models = prediction.validation({k: table.data for k, table in tables.items()}, extra)
         by_target, by_family = (prediction.summary(models, by) for by in (TARGET, (*TARGET, "family")))
-        found.append(Validation(extra, models, by_target, by_family))
+        found.append(Validation(extra, models, by_target, by_family, {k: t.note for k, t in tables.items()}))
     return found
+
+
+def _runs_of(judged: Judgement, target: Target) -> list[Run]:
+    """The measured runs judged for the target's device (published numbers are never validated against)."""
+    return [r.run for r in judged.inputs.runs if r.source != REFERENCE and r.run.device.slug == target.device]

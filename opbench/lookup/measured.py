@@ -5,6 +5,8 @@ A table and models timed in different runs can be half an hour apart on a machin
 in between, so by default the newest run holding both the block table and the models for the (device, backend) is
 laid over the others (each case's latest result fills what it lacks, e.g. the per-call floor timed in another run);
 `run` chooses another run. Without a run holding both, each case's latest result is used, and the note says so.
+`opbench predict` and `opbench slim` read it from result files, the report's prediction validation from the runs it
+judges: both validate the same table.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from opbench.errors import OpbenchError
 from opbench.lookup.table import cold_id
 from opbench.plan import Predictions
-from opbench.results import Run, load_runs, slugify
+from opbench.results import Result, Run, load_runs, slugify
 from opbench.verdict import Measured
 
 
@@ -31,19 +33,12 @@ def _holds(run: Run, backend: str, cases: set[str]) -> bool:
     return any(r.ok and r.backend == backend and r.case in cases for r in run.results)
 
 
-def _entry(r, run_id: str) -> Measured:
-    if r.ok:
-        s = r.stats
-        return Measured(r.case, samples=s.samples, median_s=s.median_s, macs=r.macs, run_id=run_id)
-    return Measured(r.case, status=r.status, reason=r.reason, run_id=run_id)
-
-
 def measured_table(
     paths: Iterable[Path | str], device: str, backend: str, extra: Predictions, suite: str, run: str | None = None
 ) -> MeasuredTable:
-    """Every result of one (device, backend): the lookup table (cases of `suite`, which draws `extra`) and the
-    measured models, the same run's winning; a failed or unsupported one is kept with its reason, so that a
-    prediction that needs it says why it is missing. `run`: the run id (or its start) to lay over the others."""
+    """Every result of one (device, backend) under the paths (see laid_over); a failed or unsupported one is kept
+    with its reason, so that a prediction that needs it says why it is missing. `run`: the run id (or its start)
+    to lay over the others."""
     runs = [r for r in load_runs(paths) if r.source != "reference"]
     wanted = slugify(device) if any(ch.isalnum() for ch in device) else device
     runs = [r for r in runs if device in (r.device.name, r.device.slug) or r.device.slug == wanted]
@@ -54,20 +49,32 @@ def measured_table(
         raise OpbenchError(
             f"no results for backend {backend!r} on {device!r}; measured there: {', '.join(measured_here) or 'none'}"
         )
+    found = laid_over(runs, backend, extra, run)
     blocks = {b for m in extra.models for b, _ in m.blocks}
-    models = {m.case for m in extra.models}
-    runs = sorted(runs, key=lambda r: r.created)
-    chosen = _chosen(runs, backend, blocks, models, run)
-    table: dict[str, Measured] = {}
-    for r_run in [*(r for r in runs if r is not chosen), *([chosen] if chosen else [])]:
-        for r in r_run.results:
-            if r.backend == backend:
-                table[r.case] = _entry(r, r_run.run_id)
-    if not any(table.get(b) is not None and table[b].ok for b in blocks):
+    if not any(found.data.get(b) is not None and found.data[b].ok for b in blocks):
         raise OpbenchError(
             f"no block lookup table for {device!r} / {backend!r}: run the {suite} suite there "
             f'(make bench ARGS="--opbench-suites {suite} --opbench-backends {backend}")'
         )
+    return found
+
+
+def laid_over(runs: Iterable[Run], backend: str, extra: Predictions, run: str | None = None) -> MeasuredTable:
+    """One device's runs as one table for `backend`: each case's latest result (an ok one before a later failure),
+    with the newest run that holds both the block table and the models (or the run `run` names) laid over it."""
+    runs = sorted(runs, key=lambda r: r.created)
+    blocks = {b for m in extra.models for b, _ in m.blocks}
+    models = {m.case for m in extra.models}
+    chosen = _chosen(runs, backend, blocks, models, run)
+    latest: dict[str, tuple[str, Result]] = {}
+    for r_run in runs:
+        for r in r_run.results:
+            earlier = latest.get(r.case)
+            if r.backend == backend and r.replaces(earlier and earlier[1]):
+                latest[r.case] = (r_run.run_id, r)
+    if chosen is not None:
+        latest.update({r.case: (chosen.run_id, r) for r in chosen.results if r.backend == backend})
+    table = {case: Measured.of(r, run_id) for case, (run_id, r) in latest.items()}
     return MeasuredTable(table, chosen.run_id if chosen else None, _note(table, chosen, blocks, models))
 
 

@@ -51,6 +51,7 @@ def _predictions(validation: Validation, found: dict) -> None:
             else:
                 found["rows"].append([target, name, 0, "absent", "", "", ""])
                 found["notes"].append(f"{target}: no {name} prediction: {s['absent'] or 'nothing validated'}")
+        found["notes"].append(f"{target}: {validation.sources[r['device'], r['backend']]}")
         if r["bracket_models"]:
             found["notes"].append(
                 f"{target}: measured between the hot and the cold sum for {r['bracketed']} of {r['bracket_models']} "
