@@ -60,7 +60,7 @@ def _validation(measured, extra, args: argparse.Namespace):
     from opbench.lookup.predict import validation
 
     rows = validation({(args.device, args.backend): measured}, extra)
-    print("validation on this device/backend (corrected: leave-one-family-out cross-validated):")
+    print("validation on this device/backend (scaled and corrected: leave-one-family-out cross-validated):")
     _scores(rows)
     return rows
 
@@ -90,11 +90,12 @@ def run_predict(args: argparse.Namespace) -> int:
             inside = "inside" if p.in_bracket else "outside"
             print(f"cold sum error {p.cold_error:+.1%}; the measured model is {inside} its hot-cold bracket")
         r = row.iloc[0]
-        if r["corrected_absent"]:
-            print(f"corrected: absent: {r['corrected_absent']}")
-        else:
-            print(f"corrected (a fit that saw no {r['family']} model, from the {r['corrected_from']} sum): "
-                  f"{r['corrected_ms']:.3f} ms; error {r['corrected_error']:+.1%}")  # fmt: skip
+        for form, base in (("scaled", "hot"), ("corrected", r["corrected_from"])):
+            if r[f"{form}_absent"]:
+                print(f"{form}: absent: {r[f'{form}_absent']}")
+            else:
+                print(f"{form} (a fit that saw no {r['family']} model, from the {base} sum): "
+                      f"{r[f'{form}_ms']:.3f} ms; error {r[f'{form}_error']:+.1%}")  # fmt: skip
     else:
         print(f"measured: models/{args.model} was not measured on this device/backend")
     return 0

@@ -7,9 +7,10 @@ plain sum is the prediction, and says so. Interval: a bootstrap of that statisti
 resampled, medians combined), not a sum of the blocks' intervals (too wide: the blocks' errors are independent).
 The validation table uses point values; nn-Meter's metric is the share of models predicted within +-10% (and +-5%).
 
-Three predictors side by side: the hot sum (blocks timed with their weights in cache), the cold sum (the same rule
-on the blocks' cold twins, opbench.lookup.table.cold_id: weights from memory, as inside a model), and the corrected
-prediction (opbench.lookup.gap, scored by leave-one-family-out cross-validation). A model measured between its hot
+Four predictors side by side: the hot sum (blocks timed with their weights in cache), the cold sum (the same rule
+on the blocks' cold twins, opbench.lookup.table.cold_id: weights from memory, as inside a model), and two gap models
+(opbench.lookup.gap, each scored by leave-one-family-out cross-validation): the scaled hot sum and the corrected
+prediction. A model measured between its hot
 and its cold sum is inside the bracket; outside it points at fusion across blocks or at per-call costs.
 """
 
@@ -29,7 +30,9 @@ from opbench.plan import BlockSum, Predictions
 from opbench.stats import Estimate
 from opbench.verdict import Measured
 
-PREDICTORS = {"hot": "", "cold": "cold_", "corrected": "corrected_"}  # a predictor's name -> its columns' prefix
+# a predictor's name -> its columns' prefix; simplest first (the best of equal scores)
+PREDICTORS = {"hot": "", "cold": "cold_", "scaled": "scaled_", "corrected": "corrected_"}
+ABSENT = [f"{name}_absent" for name in PREDICTORS if name != "hot"]  # why a predictor is absent, per model
 NO_COLD = "no cold rows for this device/backend (its lookup table was timed hot only)"
 
 
@@ -135,13 +138,13 @@ def predict(model: str, extra: Predictions, table: dict[str, Measured], interval
 
 
 COLUMNS = ["device", "backend", "model", "family", "predicted_ms", "measured_ms", "error", "plain_sum_ms",
-           "plain_error", "floor_ms", "cold_ms", "cold_error", "corrected_ms", "corrected_error", "corrected_from",
-           "in_bracket", "weight_mb", "block_count", "cold_absent", "corrected_absent"]  # fmt: skip
+           "plain_error", "floor_ms", "cold_ms", "cold_error", "scaled_ms", "scaled_error", "corrected_ms",
+           "corrected_error", "corrected_from", "in_bracket", "weight_mb", "block_count", *ABSENT]  # fmt: skip
 
 
 def validation(tables: dict[tuple[str, str], dict[str, Measured]], extra: Predictions) -> pd.DataFrame:
     """One row per model measured whole and from blocks on a (device, backend): the hot, cold and corrected
-    predictions against measured, each with its error (the corrected one cross-validated by family)."""
+    predictions against measured, each with its error (the scaled and corrected ones cross-validated by family)."""
     frames = [_target_rows(device, backend, table, extra) for (device, backend), table in tables.items()]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
@@ -170,18 +173,17 @@ def _target_rows(device: str, backend: str, table: dict[str, Measured], extra: P
 
 
 def _corrected(frame: pd.DataFrame) -> pd.DataFrame:
-    """The target's corrected predictions (opbench.lookup.gap), from the cold sums where every model has one."""
+    """The target's scaled (from the hot sums) and corrected predictions (from the cold sums where every model has
+    one), each cross-validated (opbench.lookup.gap)."""
     base = "cold" if frame["cold_ms"].notna().all() else "hot"
-    rows = _gap_rows(frame, base)
-    absent = "" if (rows["sum_s"] > 0).all() else f"a {base} sum at or below zero (the floor exceeds a block)"
-    found = gap.cross_validate(rows) if not absent else gap.CrossValidated(pd.Series(dtype=float), absent)
-    corrected = frame["model"].map(found.predicted_s)
-    frame = frame.assign(
-        corrected_ms=corrected * 1e3,
-        corrected_error=corrected * 1e3 / frame["measured_ms"] - 1,
-        corrected_from=base,
-        corrected_absent=found.absent,
-    )
+    frame = frame.assign(corrected_from=base)
+    for form, form_base in (("scaled", "hot"), ("corrected", base)):
+        rows = _gap_rows(frame, form_base)
+        absent = "" if (rows["sum_s"] > 0).all() else f"a {form_base} sum at or below zero (the floor exceeds a block)"
+        found = gap.cross_validate(rows, form) if not absent else gap.CrossValidated(pd.Series(dtype=float), absent)
+        predicted_ms = frame["model"].map(found.predicted_s) * 1e3
+        frame = frame.assign(**{f"{form}_ms": predicted_ms, f"{form}_error": predicted_ms / frame["measured_ms"] - 1,
+                                f"{form}_absent": found.absent})  # fmt: skip
     return frame
 
 
@@ -212,13 +214,12 @@ def _reason(column: pd.Series) -> str:
 
 
 def summary(table: pd.DataFrame, by: Sequence[str] = ("device", "backend")) -> pd.DataFrame:
-    """Per group, for each predictor (hot, cold, corrected): models validated, share within +-10% and +-5%, RMSPE,
-    mean error (the bias: negative where the whole runs slower than its parts, caches and memory; positive where
+    """Per group, for each predictor (hot, cold, scaled, corrected): models validated, share within +-10% and +-5%,
+    RMSPE, mean error (the bias: negative where the whole runs slower than its parts, caches and memory; positive where
     the backend fuses across block boundaries); the plain hot sum's share within +-10%; how many models fall
     inside their hot-cold bracket; the best predictor (lowest RMSPE); why a predictor is absent."""
     scored = [f"{prefix}{c}" for prefix in PREDICTORS.values() for c in SCORES]
-    columns = [*by, *scored, "plain_within_10pct", "bracketed", "bracket_models", "best", "cold_absent",
-               "corrected_absent"]  # fmt: skip
+    columns = [*by, *scored, "plain_within_10pct", "bracketed", "bracket_models", "best", *ABSENT]
     if table.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -230,7 +231,7 @@ def summary(table: pd.DataFrame, by: Sequence[str] = ("device", "backend")) -> p
         bracket = group["in_bracket"].dropna()
         row |= {"bracketed": int(bracket.astype(bool).sum()), "bracket_models": len(bracket)}
         row["best"] = best(row)
-        row |= {"cold_absent": _reason(group["cold_absent"]), "corrected_absent": _reason(group["corrected_absent"])}
+        row |= {column: _reason(group[column]) for column in ABSENT}
         rows.append(row)
     return pd.DataFrame(rows).reindex(columns=columns)
 
@@ -250,14 +251,15 @@ def best(scores: dict) -> str:
 
 
 def best_predictor(rows: pd.DataFrame) -> gap.Predictor:
-    """For one target's validation rows: the predictor with the lowest cross-validated RMSPE, the corrected one
-    fitted again on every validated model for use on networks outside the zoo; the raw hot sum where no model was
-    validated."""
+    """For one target's validation rows: the predictor with the lowest cross-validated RMSPE, a gap model (scaled,
+    corrected) fitted again on every validated model for use on networks outside the zoo; the raw hot sum where no
+    model was validated."""
     if rows.empty:
         return gap.RAW_HOT
     scores = summary(rows).iloc[0].to_dict()
-    name, base = scores["best"], rows["corrected_from"].iloc[0]
+    name = scores["best"]
     chosen = scores_of(scores, name)
-    fitted = gap.fit(_gap_rows(rows, base)) if name == "corrected" else None
-    cold = name == "cold" or (name == "corrected" and base == "cold")
+    base = {"scaled": "hot", "corrected": rows["corrected_from"].iloc[0]}.get(name)
+    fitted = gap.fit(_gap_rows(rows, base), name) if base else None
+    cold = name == "cold" or base == "cold"
     return gap.Predictor(name, cold, fitted, chosen["rmspe"], chosen["validated"])

@@ -33,9 +33,9 @@ def view(judged: Judgement, extra: Extra, targets: list[Target], validations: li
 
 
 def _predictions(validation: Validation, found: dict) -> None:
-    """Per target, the hot sum, the cold sum and the corrected prediction side by side: models validated, within
-    +-10% / +-5%, RMSPE, mean error; the bracket count and why a predictor is absent in the notes (per family:
-    prediction_summary.csv)."""
+    """Per target, the hot sum, the cold sum, the scaled and the corrected predictions side by side: models
+    validated, within +-10% / +-5%, RMSPE, mean error; the bracket count and why a predictor is absent in the notes
+    (per family: prediction_summary.csv)."""
     found["columns"] = ["device / backend", "predictor", "models validated", "within ±10%", "within ±5%", "RMSPE",
                         "mean error"]  # fmt: skip
     for r in validation.by_target.to_dict("records"):

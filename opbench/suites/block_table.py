@@ -32,12 +32,13 @@ def predictions() -> Predictions:
         models.append(BlockSum(name, model.family, model_case(name).id, tuple(counts.items()), weights))
     return Predictions(
         "Whole-model latency predicted from the blocks",
-        "Each zoo model's latency predicted three ways, against the model measured whole on the same target: the "
+        "Each zoo model's latency predicted four ways, against the model measured whole on the same target: the "
         "hot sum (its blocks' medians, weights in cache, summed less the backend's per-call floor for every block "
         "but one: each block timed alone pays one call, the whole model one), the cold sum (the same rule over the "
-        "blocks timed with their weights cold, where the run timed them) and the corrected prediction (a fit of "
-        "log(measured) on log(sum), weight bytes and block count, each model predicted by a fit that saw no model "
-        "of its family). Each with the share within ±10% and ±5% (nn-Meter's metric), RMSPE and the mean error "
+        "blocks timed with their weights cold, where the run timed them), the scaled hot sum (one factor per "
+        "target) and the corrected prediction (a fit of log(measured) on log(sum), weight bytes and block count); "
+        "each model's scaled and corrected predictions come from fits that saw no model of its family. "
+        "Each with the share within ±10% and ±5% (nn-Meter's metric), RMSPE and the mean error "
         "(positive: the backend fuses across block boundaries; negative: the whole runs slower than its parts). "
         "Per model: prediction.csv; per backend and family: prediction_summary.csv.",
         models,
