@@ -66,7 +66,7 @@ def _validation(measured, extra, args: argparse.Namespace):
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from opbench.lookup.predict import predict
+    from opbench.lookup.predict import gap_forms, predict
 
     measured, _, extra = lookup_table(args)
     p = predict(args.model, extra, measured)
@@ -90,7 +90,7 @@ def run_predict(args: argparse.Namespace) -> int:
             inside = "inside" if p.in_bracket else "outside"
             print(f"cold sum error {p.cold_error:+.1%}; the measured model is {inside} its hot-cold bracket")
         r = row.iloc[0]
-        for form, base in (("scaled", "hot"), ("corrected", r["corrected_from"])):
+        for form, base in gap_forms(r["corrected_from"]):
             if r[f"{form}_absent"]:
                 print(f"{form}: absent: {r[f'{form}_absent']}")
             else:

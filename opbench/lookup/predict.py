@@ -10,8 +10,8 @@ The validation table uses point values; nn-Meter's metric is the share of models
 Four predictors side by side: the hot sum (blocks timed with their weights in cache), the cold sum (the same rule
 on the blocks' cold twins, opbench.lookup.table.cold_id: weights from memory, as inside a model), and two gap models
 (opbench.lookup.gap, each scored by leave-one-family-out cross-validation): the scaled hot sum and the corrected
-prediction. A model measured between its hot
-and its cold sum is inside the bracket; outside it points at fusion across blocks or at per-call costs.
+prediction. A model measured between its hot and its cold sum is inside the bracket; outside it points at fusion
+across blocks or at per-call costs.
 """
 
 from __future__ import annotations
@@ -33,6 +33,13 @@ from opbench.verdict import Measured
 # a predictor's name -> its columns' prefix; simplest first (the best of equal scores)
 PREDICTORS = {"hot": "", "cold": "cold_", "scaled": "scaled_", "corrected": "corrected_"}
 ABSENT = [f"{name}_absent" for name in PREDICTORS if name != "hot"]  # why a predictor is absent, per model
+
+
+def gap_forms(corrected_from: str) -> tuple[tuple[str, str], ...]:
+    """Each gap model with the sum it reads: the scaled one the hot sum, the corrected one `corrected_from`."""
+    return (("scaled", "hot"), ("corrected", corrected_from))
+
+
 NO_COLD = "no cold rows for this device/backend (its lookup table was timed hot only)"
 
 
@@ -143,7 +150,7 @@ COLUMNS = ["device", "backend", "model", "family", "predicted_ms", "measured_ms"
 
 
 def validation(tables: dict[tuple[str, str], dict[str, Measured]], extra: Predictions) -> pd.DataFrame:
-    """One row per model measured whole and from blocks on a (device, backend): the hot, cold and corrected
+    """One row per model measured whole and from blocks on a (device, backend): the hot, cold, scaled and corrected
     predictions against measured, each with its error (the scaled and corrected ones cross-validated by family)."""
     frames = [_target_rows(device, backend, table, extra) for (device, backend), table in tables.items()]
     frames = [f for f in frames if not f.empty]
@@ -177,7 +184,7 @@ def _corrected(frame: pd.DataFrame) -> pd.DataFrame:
     one), each cross-validated (opbench.lookup.gap)."""
     base = "cold" if frame["cold_ms"].notna().all() else "hot"
     frame = frame.assign(corrected_from=base)
-    for form, form_base in (("scaled", "hot"), ("corrected", base)):
+    for form, form_base in gap_forms(base):
         rows = _gap_rows(frame, form_base)
         absent = "" if (rows["sum_s"] > 0).all() else f"a {form_base} sum at or below zero (the floor exceeds a block)"
         found = gap.cross_validate(rows, form) if not absent else gap.CrossValidated(pd.Series(dtype=float), absent)
@@ -259,7 +266,7 @@ def best_predictor(rows: pd.DataFrame) -> gap.Predictor:
     scores = summary(rows).iloc[0].to_dict()
     name = scores["best"]
     chosen = scores_of(scores, name)
-    base = {"scaled": "hot", "corrected": rows["corrected_from"].iloc[0]}.get(name)
+    base = dict(gap_forms(rows["corrected_from"].iloc[0])).get(name)
     fitted = gap.fit(_gap_rows(rows, base), name) if base else None
     cold = name == "cold" or base == "cold"
     return gap.Predictor(name, cold, fitted, chosen["rmspe"], chosen["validated"])
