@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import zlib
 
 import builders
@@ -304,9 +305,40 @@ def test_slim_searches_with_the_best_validated_predictor(tmp_path, capsys):
     hot = slim.search(table, 0.5, parts, EXTRA.floor)
     assert hot.predicted_s == pytest.approx(sum(table[b].median_s for b in hot.blocks(parts)))
     code, out, _ = _cli(capsys, "slim", "--budget-ms", f"{best.predicted_s * 1e3 * 1.0001}", "--device", DEVICE,
-                        "--backend", BACKEND, "--results-dir", str(tmp_path), "--no-measure")  # fmt: skip
+                        "--backend", BACKEND, "--results-dir", str(tmp_path), "--no-measure",
+                        "--margin", "0")  # fmt: skip
     assert code == 0 and "searching with the corrected predictor, the best validated here" in out
     assert best.name in out and f"predicted {best.predicted_s * 1e3:.3f} ms (corrected; raw cold sum" in out
+
+
+def test_slim_searches_under_the_budget_less_the_predictor_s_error(tmp_path, capsys):
+    """By default the search target is the budget less the chosen predictor's cross-validated RMSPE, so that what it
+    finds runs under the budget when the prediction misses by a typical error; --margin sets it."""
+    measured_s = {m.model: gapped(m) * (1.1 if m.family == "deit" else 1.0) for m in EXTRA.models}
+    builders.write(_run(_results(hot_s, cold=True, models=measured_s), "2026-01-01T10:00:00+00:00"), tmp_path)
+    table = measured.measured_table([tmp_path], DEVICE, BACKEND, EXTRA, blocks.KEY).data
+    chosen = predict.best_predictor(predict.validation({(DEVICE, BACKEND): table}, EXTRA))
+    assert chosen.rmspe > 0.01
+    lookup = lookup_table(blocks.KEY)
+    largest = slim.search(table, 1.0, slim.parts(lookup), EXTRA.floor, chosen, lookup.weight_bytes).predicted_s
+    budget = round(largest * 1e3 * 0.8, 3)  # binds: the largest configuration does not fit
+    args = ["slim", "--budget-ms", str(budget), "--device", DEVICE, "--backend", BACKEND, "--results-dir",
+            str(tmp_path), "--no-measure"]  # fmt: skip
+    code, out, _ = _cli(capsys, *args)
+    target = budget * (1 - chosen.rmspe)
+    assert code == 0 and f"searching under {target:.3f} ms: the budget less {chosen.rmspe:.1%} (the predictor's" in out
+    found = float(re.search(r"predicted ([0-9.]+) ms \(", out).group(1))
+    assert found <= target
+    code, out, _ = _cli(capsys, *args, "--margin", "0.2")
+    assert code == 0 and f"searching under {budget * 0.8:.3f} ms: the budget less 20.0% (--margin)" in out
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "nan", "5%"])
+def test_slim_refuses_a_bad_margin(value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["slim", "--budget-ms", "20", "--device", DEVICE, "--backend", BACKEND, "--margin", value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and ("the margin must be a share" in err or "is not a share (0.05 for 5%)" in err)
 
 
 def test_slim_without_validated_models_searches_with_the_raw_hot_sum_and_says_so(tmp_path, capsys):

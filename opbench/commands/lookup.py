@@ -101,6 +101,16 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share (0.05 for 5%)") from exc
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"the margin must be a share from 0 up to 1 (0.05 for 5%), not {text}")
+    return value
+
+
 def budget_ms(text: str) -> float:
     try:
         value = float(text)
@@ -130,7 +140,12 @@ def run_slim(args: argparse.Namespace) -> int:
               f"over {predictor.validated} models" + ("; its fit for the search saw all of them" if predictor.gap
                                                       else ""))  # fmt: skip
     lookup = table(suite.key)
-    best = slim.search(measured, args.budget_ms / 1e3, slim.parts(lookup), extra.floor, predictor, lookup.weight_bytes)
+    share = args.margin if args.margin is not None else predictor.rmspe or 0.0
+    target_s = args.budget_ms / 1e3 * (1 - share)
+    if share:
+        why = "--margin" if args.margin is not None else "the predictor's cross-validated RMSPE"
+        print(f"searching under {target_s * 1e3:.3f} ms: the budget less {share:.1%} ({why})")
+    best = slim.search(measured, target_s, slim.parts(lookup), extra.floor, predictor, lookup.weight_bytes)
     print(f"found {best.name}: widths {best.widths}, depths {best.depths}, {best.num_meta3d} Meta3D")
     print(f"  {best.macs / 1e9:.3f} GMACs (the accuracy proxy), predicted {best.predicted_s * 1e3:.3f} ms "
           f"({predictor.name}; raw {'cold' if predictor.cold else 'hot'} sum {best.sum_s * 1e3:.3f} ms)")  # fmt: skip
@@ -170,5 +185,11 @@ def add(sub) -> None:
     add_results_dir(p)
     add_threads(p)
     add_seconds(p)
+    p.add_argument(
+        "--margin",
+        type=margin,
+        help="search under the budget less this share, so that the model found runs under it (default: the "
+        "chosen predictor's cross-validated RMSPE; 0: right at the budget)",
+    )
     p.add_argument("--no-measure", action="store_true", help="search only; do not build and measure the result")
     p.set_defaults(func=run_slim)
