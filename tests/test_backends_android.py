@@ -183,3 +183,38 @@ def test_litert_and_ncnn_say_why_they_have_no_profiler(name, cache):
 
     with pytest.raises(ProfilerUnavailable, match=name):
         available(name).profile(case(CASES[0]), RunConfig(cache=cache), runs=2)
+
+
+FAKE_CONVERTER = """
+import sys
+from pathlib import Path
+
+def mnnconvert(args):
+    Path(".__convert_external_data.bin").write_bytes(b"spilled weights")  # what MNN's optimizer does
+    if "refuse" in args[4]:
+        print("unsupported op: Frobnicate", file=sys.stderr)
+        return False
+    Path(args[-1]).write_bytes(b"model")
+    return True
+"""
+
+
+def test_mnn_converter_spills_its_weights_in_a_folder_of_its_own(tmp_path, monkeypatch):
+    """MNN's converter writes `.__convert_external_data.bin` in its working directory: conversions run side by side
+    (export-ahead workers) must not share one, so each runs in a fresh folder and leaves the caller's clean."""
+    from opbench.backends.mnn import mnnconvert
+
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "_tools.py").write_text(FAKE_CONVERTER)
+    monkeypatch.setenv("PYTHONPATH", str(fake))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (work / "case.onnx").write_bytes(b"onnx")
+    mnnconvert(Path("case.onnx"), Path("case.mnn"))  # relative paths, as from a relative cache folder
+    assert (work / "case.mnn").read_bytes() == b"model"
+    assert not (work / ".__convert_external_data.bin").exists()
+    (work / "refuse.onnx").write_bytes(b"onnx")
+    with pytest.raises(RuntimeError, match="refused refuse.onnx: unsupported op: Frobnicate"):
+        mnnconvert(Path("refuse.onnx"), Path("refuse.mnn"))

@@ -1,8 +1,9 @@
 """mnn-cpu: Alibaba's MNN on the CPU, the engine of many Android apps, from an ONNX file of the case.
 
 The case is exported to ONNX at opset 18 (cached) and converted to `.mnn` (cached) by the converter's extension
-module, `_tools.mnnconvert`, called directly. Never through MNN's command-line wrapper (`mnnconvert`,
-`MNN.tools`): it runs `pip install aliyun-log-python-sdk` and uploads usage logs with the machine's id.
+module, `_tools.mnnconvert`, called directly in a process and folder of its own (CONVERT says why). Never through
+MNN's command-line wrapper (`mnnconvert`, `MNN.tools`): it runs `pip install aliyun-log-python-sdk` and uploads usage
+logs with the machine's id.
 
 GELU: ONNX's `Gelu` op (opset 20, the dynamo exporter's default) becomes MNN's own GELU kernel, which is the tanh
 approximation whatever the model asked for (4.7e-4 off an exact GELU: it fails the float32 check inside an MLP). At
@@ -19,6 +20,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -44,12 +48,22 @@ GELU_NOTE = (
 )
 
 
-def mnnconvert(onnx_path: Path, path: Path) -> None:
-    """The converter itself (the `_tools` extension), never the wrapper that installs packages and uploads logs."""
-    import _tools
+# The converter's own process, in a folder of its own: during optimization it spills weights to
+# `.__convert_external_data.bin` in the current directory and reads them back, so two conversions in one folder (the
+# export-ahead workers, two runs side by side) could read each other's weights.
+SCRATCH = "own folder"  # in the cache key: a model converted in a shared folder is converted again
+CONVERT = "import sys, _tools; sys.exit(0 if _tools.mnnconvert(sys.argv[1:]) else 1)"
 
-    if not _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", str(onnx_path), "--MNNModel", str(path)]):
-        raise RuntimeError(f"MNN's converter refused {onnx_path.name} (its messages are on stderr)")
+
+def mnnconvert(onnx_path: Path, path: Path) -> None:
+    """The converter itself (the `_tools` extension), never the wrapper that installs packages and uploads logs; run
+    in a subprocess whose working directory is a fresh temporary folder (CONVERT says why)."""
+    args = ["mnnconvert", "-f", "ONNX", "--modelFile", str(onnx_path.resolve()), "--MNNModel", str(path.resolve())]
+    with tempfile.TemporaryDirectory(prefix="opbench-mnnconvert-") as scratch:
+        done = subprocess.run([sys.executable, "-c", CONVERT, *args], cwd=scratch, capture_output=True, text=True)
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip())[-2000:]
+        raise RuntimeError(f"MNN's converter refused {onnx_path.name}: {said}")
     if not path.exists():
         raise RuntimeError(f"MNN's converter wrote no model for {onnx_path.name}")
 
@@ -75,7 +89,11 @@ class MnnCpu(Backend):
         """The cached .mnn model, converted from the cached opset-18 ONNX file."""
         source = self.onnx(case, config)
         return config.cache.get_or_create(
-            case, "mnn", {**self.versions(), "opset": OPSET}, ".mnn", lambda p: mnnconvert(source.path, p)
+            case,
+            "mnn",
+            {**self.versions(), "opset": OPSET, "scratch": SCRATCH},
+            ".mnn",
+            lambda p: mnnconvert(source.path, p),
         )
 
     def session(self, case: Case, config: RunConfig):
