@@ -595,12 +595,15 @@ JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a numb
 
 
 def result_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Every *.json (and journal of a killed run) under the given folders, recursively, plus the files given."""
+    """Every *.json (and journal of a killed run) under the given folders, recursively, plus the files given.
+
+    Hidden files and folders are skipped: an export cache (.opbench_cache) or an editor's folder inside a results
+    folder holds JSON that is not a run."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             found = [*p.rglob("*.json"), *p.rglob(f"*{JOURNAL}")]
-            files.extend(sorted(f for f in found if not f.name.startswith(".")))
+            files.extend(sorted(f for f in found if not any(part.startswith(".") for part in f.relative_to(p).parts)))
         elif p.exists():
             files.append(p)
         else:

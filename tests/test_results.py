@@ -112,6 +112,15 @@ def test_one_bad_file_among_good_ones_is_named(tmp_path):
         load_runs([tmp_path])
 
 
+def test_hidden_folders_under_a_results_folder_are_not_runs(tmp_path):
+    write_run(new_run(DEVICE, [result()], "pytest-benchmark"), tmp_path)
+    cache = tmp_path / "test-box" / ".opbench_cache" / "onnx"
+    cache.mkdir(parents=True)
+    (cache / "meta.json").write_text('{"key": "not a run"}')
+    (tmp_path / ".hidden.json").write_text("[]")
+    assert [r.source for r in load_runs([tmp_path])] == ["pytest-benchmark"]
+
+
 def test_missing_path_and_unnameable_device(tmp_path):
     with pytest.raises(OpbenchError, match="no such file"):
         load_runs([tmp_path / "nope"])
