@@ -164,3 +164,23 @@ def test_the_a_a_control_is_counted_apart_whether_its_interval_holds_one(tmp_pat
     out = capsys.readouterr().out
     assert "A/A controls (a case against an identical copy): the interval holds 1 in 1 of 2 (run, target)" in out
     assert "misses 1: run 2, A/A" in out
+
+
+def test_backends_and_suites_pick_part_of_longer_runs(tmp_path: Path, capsys):
+    for minute in (0, 10):
+        created = f"2026-01-01T00:{minute:02}:00+00:00"
+        obs3, aa = obs3_run(1.3, tmp_path / "tmp", created), aa_run(1.0, tmp_path / "tmp", created)
+        run = make_run("Host", [*load_run(obs3).results, *load_run(aa).results])
+        run.created = f"2026-01-01T01:{minute:02}:00+00:00"
+        write(run, tmp_path / "both")
+    whole = stability.table(stability.load([tmp_path / "both"]))[1]
+    assert whole.verdicts == 1 and whole.controls == 2
+    only_obs3 = stability.table(stability.load([tmp_path / "both"], suites=["obs3"]))[1]
+    assert only_obs3.verdicts == 1 and only_obs3.controls == 0
+    assert main(["stability", str(tmp_path / "both"), "--suite", "overhead", "--backend", "torch-*"]) == 0
+    out = capsys.readouterr().out
+    assert "holds 1 in 2 of 2" in out and "obs3" not in out
+    assert main(["stability", str(tmp_path / "both"), "--backend", "ort-cpu"]) == 2
+    assert "no result matches" in capsys.readouterr().err
+    assert main(["stability", str(tmp_path / "both"), "--suite", "obs9"]) == 2
+    assert "obs9" in capsys.readouterr().err

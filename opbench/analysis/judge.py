@@ -105,10 +105,15 @@ def _matches(value: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(value.lower(), p.lower()) for p in patterns)
 
 
-def select(inputs: Inputs, devices: list[str] | None = None, backends: list[str] | None = None) -> Inputs:
-    """Keep the devices (name or slug, glob) and backends (glob) asked for; an empty selection is an error.
-    Published reference numbers are kept whatever the selection: they are shown beside it, never judged."""
-    if not devices and not backends:
+def select(
+    inputs: Inputs,
+    devices: list[str] | None = None,
+    backends: list[str] | None = None,
+    suites: list[str] | None = None,
+) -> Inputs:
+    """Keep the devices (name or slug, glob), backends (glob) and suites (keys) asked for; an empty selection is an
+    error. Published reference numbers are kept whatever the selection: they are shown beside it, never judged."""
+    if not devices and not backends and not suites:
         return inputs
     kept = []
     for loaded in inputs.runs:
@@ -118,16 +123,22 @@ def select(inputs: Inputs, devices: list[str] | None = None, backends: list[str]
             continue
         if devices and not (_matches(device.slug, devices) or _matches(device.name, devices)):
             continue
-        results = [r for r in loaded.run.results if not backends or _matches(r.backend, backends)]
+        results = [
+            r
+            for r in loaded.run.results
+            if (not backends or _matches(r.backend, backends)) and (not suites or r.suite in suites)
+        ]
         if results:
             kept.append(LoadedRun(loaded.path, dataclasses.replace(loaded.run, results=results)))
     if not any(r.source != REFERENCE for r in kept):
         measured = [r for r in inputs.runs if r.source != REFERENCE]
         known_devices = sorted({r.run.device.slug for r in measured})
         known_backends = sorted({x.backend for r in measured for x in r.run.results})
+        known_suites = sorted({x.suite for r in measured for x in r.run.results})
         raise OpbenchError(
-            f"no result matches --device {devices or 'any'} --backend {backends or 'any'}; "
-            f"devices: {', '.join(known_devices)}; backends: {', '.join(known_backends)}"
+            f"no result matches --device {devices or 'any'} --backend {backends or 'any'} --suite {suites or 'any'}; "
+            f"devices: {', '.join(known_devices)}; backends: {', '.join(known_backends)}; "
+            f"suites: {', '.join(known_suites)}"
         )
     return Inputs(kept, inputs.skipped)
 

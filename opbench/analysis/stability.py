@@ -16,6 +16,9 @@ method of Zou and Donner, 2008, for independent estimates). The median width (hi
 of every run) says how fine a difference the runs can resolve. The A/A controls (plan.CONTROL: a case against an
 identical copy of itself) are counted apart: whether each run's interval holds 1, and their median width, the noise
 floor under every comparison.
+
+`--backend` and `--suite` compare part of longer runs: the first four backends' obs 1-3 out of runs of every suite
+on every backend, say, judged as if the runs had measured only that.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from opbench.analysis.judge import REFERENCE, Inputs, LoadedRun, judge
+from opbench.analysis.judge import REFERENCE, Inputs, LoadedRun, judge, select
 from opbench.errors import OpbenchError
 from opbench.plan import CONTROL
 from opbench.results import load_run, result_files
@@ -40,10 +43,16 @@ from opbench.verdict import STATUS_MARK
 Key = tuple[str, str, str]  # (suite, device, backend)
 
 
-def load(paths: Iterable[Path | str], warn: Callable[[str], None] | None = None) -> list[LoadedRun]:
-    """Every measured or imported run among the paths, oldest first; two or more are needed. A file named twice
-    (itself and through its folder, or twice over) is read once, with a note; copies of one run (the same run id in
-    two files) are compared, with a note that they agree by construction."""
+def load(
+    paths: Iterable[Path | str],
+    warn: Callable[[str], None] | None = None,
+    backends: list[str] | None = None,
+    suites: list[str] | None = None,
+) -> list[LoadedRun]:
+    """Every measured or imported run among the paths, oldest first, with only the backends (globs) and suites
+    asked for (judge.select: say which part of longer runs to compare); two or more runs are needed. A file named
+    twice (itself and through its folder, or twice over) is read once, with a note; copies of one run (the same run
+    id in two files) are compared, with a note that they agree by construction."""
     warn = warn or (lambda message: print(f"opbench: note: {message}", file=sys.stderr))
     files: dict[Path, Path] = {}
     for f in result_files(paths):
@@ -52,8 +61,13 @@ def load(paths: Iterable[Path | str], warn: Callable[[str], None] | None = None)
         files.setdefault(f.resolve(), f)
     runs = [LoadedRun(f, load_run(f)) for f in files.values()]
     runs = sorted((r for r in runs if r.source != REFERENCE), key=lambda r: r.run.created)
+    if runs and (backends or suites):
+        runs = select(Inputs(runs), backends=backends, suites=suites).runs
     if len(runs) < 2:
-        raise OpbenchError(f"stability needs two or more runs to compare; found {len(runs)} among the paths given")
+        selected = " with the backends and suites asked for" if backends or suites else ""
+        raise OpbenchError(
+            f"stability needs two or more runs to compare; found {len(runs)} among the paths given{selected}"
+        )
     for run_id, copies in itertools.groupby(sorted(runs, key=lambda r: r.run.run_id), key=lambda r: r.run.run_id):
         same = [str(r.path) for r in copies]
         if len(same) > 1:

@@ -109,6 +109,21 @@ def add_seconds(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_result_filters(parser: argparse.ArgumentParser, suites: bool = False) -> None:
+    """Which results of the files given a command reads: backends (globs) and, where asked, suites."""
+    parser.add_argument(
+        "--backend", action="append", metavar="NAME", help="only this backend, e.g. ort-cpu; glob; repeatable"
+    )
+    if suites:
+        parser.add_argument(
+            "--suite",
+            action="append",
+            metavar="KEY",
+            help="only this suite (obs1..obs4, overhead, ...; 1..4 name the observations); comma-separated or "
+            "repeatable",
+        )
+
+
 def add_suite_files(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--suite-file",

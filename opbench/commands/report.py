@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from opbench.commands.common_args import add_suite_files
+from opbench.commands.common_args import add_result_filters, add_suite_files
 from opbench.results import DEFAULT_DIR
 from opbench.suite import import_suite_files
 
@@ -46,9 +46,7 @@ def add(sub) -> None:
     p.add_argument(
         "--device", action="append", metavar="NAME", help="only this device, by name or slug; glob; repeatable"
     )
-    p.add_argument(
-        "--backend", action="append", metavar="NAME", help="only this backend, e.g. ort-cpu; glob; repeatable"
-    )
+    add_result_filters(p)
     p.add_argument(
         "--baseline",
         metavar="[DEVICE/]BACKEND",
