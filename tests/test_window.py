@@ -132,6 +132,36 @@ def test_a_timing_cost_above_the_kept_threshold_is_subtracted_from_every_sample(
     kept = window.time_window(runs, contexts, bench.pedantic, window.Settings.of(bench), cost_s=window.COST_KEPT_S)
     less = window.time_window(runs, contexts, bench.pedantic, window.Settings.of(bench), cost_s=0.25)
     assert kept == [[1.0] * 3] * 2 and less == [[0.75] * 3] * 2
+    spoiled = window.time_window(runs, contexts, bench.pedantic, window.Settings.of(bench), cost_s=1.0)
+    assert spoiled == [[1.0] * 3] * 2  # a cost as large as the fastest call is not subtracted into zeros
+    assert not window.subtracted(0.5, [[1.0, 0.4], [2.0]]) and window.subtracted(0.5, [[1.0, 0.6], [2.0], []])
+
+
+def test_the_call_cost_is_the_least_of_its_tries_so_a_busy_spell_does_not_inflate_it(monkeypatch):
+    timed_call = iter([5.0] * 4 + [1.0] * 100)  # the first try's timed calls took 5 ticks each, then 1 as the loop's
+    clock = {"now": 0.0}
+
+    def perf_counter():
+        return clock["now"]
+
+    def run():
+        clock["now"] += next(timed_call, 1.0) if clock.get("timing") else 1.0
+
+    monkeypatch.setattr(window.time, "perf_counter", perf_counter)
+    real_rounds_of = window.rounds_of
+
+    def rounds_of(runs):
+        one_round, samples = real_rounds_of(runs)
+
+        def timed_round():
+            clock["timing"] = True
+            one_round()
+            clock["timing"] = False
+
+        return timed_round, samples
+
+    monkeypatch.setattr(window, "rounds_of", rounds_of)
+    assert window.call_cost(run, calls=2, blocks=2, tries=3) == 0.0  # the first try alone would say 4 ticks
 
 
 def test_a_member_that_raises_while_timed_fails_alone_and_the_others_are_timed_again():
