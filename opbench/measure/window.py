@@ -107,8 +107,8 @@ def subtracted(cost_s: float, samples: Sequence[Sequence[float]]) -> bool:
 def call_cost(run: Callable[[], object], calls: int = 200, blocks: int = 25, tries: int = 3) -> float:
     """What timing each call on its own adds per call, in seconds: the mean of `calls` calls timed one by one (as a
     window times them) less the mean of as many in an untimed loop, alternating, the median over the blocks (so
-    drift between blocks cancels); the least of `tries` such medians, since a busy neighbour only ever inflates one
-    (beside `make test`, OpenVINO's came out near its whole 10 us call, against 0.06 us quiet)."""
+    drift between blocks cancels); the least of `tries` such medians, so that a busy spell during one does not set
+    the cost (beside `make test`, OpenVINO's came out near its whole 10 us call, against 0.06 us quiet)."""
     one_round, (samples,) = rounds_of([run])
     clock = time.perf_counter
 
