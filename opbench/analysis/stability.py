@@ -61,7 +61,7 @@ def load(
         files.setdefault(f.resolve(), f)
     runs = [LoadedRun(f, load_run(f)) for f in files.values()]
     runs = sorted((r for r in runs if r.source != REFERENCE), key=lambda r: r.run.created)
-    if runs and (backends or suites):
+    if runs:
         runs = select(Inputs(runs), backends=backends, suites=suites).runs
     if len(runs) < 2:
         selected = " with the backends and suites asked for" if backends or suites else ""

@@ -35,6 +35,9 @@ def documented(sub, name: str, help: str, module: ModuleType) -> argparse.Argume
     )
 
 
+SUITES_NAMED = "obs1..obs4, overhead, ...; 1..4 name the observations"  # how suite_keys reads a --suite
+
+
 def suite_keys(values: list[str] | None) -> list[str] | None:
     """Suite keys, comma-separated or repeated; a bare number N names observation N (obsN)."""
     if not values:
@@ -53,7 +56,7 @@ def glob_option(text: str) -> str:
 def add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-s", "--suite", "-o", "--observation", dest="suite", action="append",
-        help="a suite (obs1..obs4, overhead, ...; 1..4 name the observations); repeatable (default: all)",
+        help=f"a suite ({SUITES_NAMED}); repeatable (default: all)",
     )  # fmt: skip
     parser.add_argument("--grid", default="default", choices=list(GRIDS), help="stage shapes (default: L1's)")
     parser.add_argument(
@@ -119,8 +122,7 @@ def add_result_filters(parser: argparse.ArgumentParser, suites: bool = False) ->
             "--suite",
             action="append",
             metavar="KEY",
-            help="only this suite (obs1..obs4, overhead, ...; 1..4 name the observations); comma-separated or "
-            "repeatable",
+            help=f"only this suite ({SUITES_NAMED}); comma-separated or repeatable",
         )
 
 
