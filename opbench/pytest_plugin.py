@@ -29,7 +29,7 @@ from opbench.measure.order import groups
 from opbench.measure.session import RunState
 from opbench.results import DEFAULT_DIR, device_info, slugify, software_versions
 from opbench.shapes import GRIDS
-from opbench.suite import builtin_suites, get_suite, parse_suites, select_cases
+from opbench.suite import PASSES, builtin_suites, get_suite, parse_suites, select_cases
 
 STATE = pytest.StashKey[RunState]()
 EXPORT_WORKERS = 4  # the default's cap: a worker lowering a large model takes several GB
@@ -47,10 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--opbench-passes",
         type=int,
-        default=1,
+        default=None,
         help="run every (case, backend) this many times in interleaved passes (pass 1 of all, then pass 2, ...), "
-        "each timed for --benchmark-max-time; the samples of each pass are kept (default: %(default)s; "
-        "pyproject.toml's addopts sets the protocol's)",
+        "each timed for --benchmark-max-time; the samples of each pass are kept (default: each suite's own, "
+        f"{PASSES} unless the suite sets fewer, as the whole models do)",
     )
     group.addoption(
         "--opbench-export-workers",
@@ -126,13 +126,13 @@ ORDER = (
 
 
 def timing_protocol(config: pytest.Config) -> dict:
-    """How the run is timed, recorded in its result file: threads, grid, passes and their order, the allocator's
-    configuration, how cold cases are timed and pytest-benchmark's settings."""
+    """How the run is timed, recorded in its result file: threads, grid, the order of passes, the allocator's
+    configuration, how cold cases are timed and pytest-benchmark's settings (each suite's passes are added as its
+    cases are collected: RunState.passes_for)."""
     protocol = {
         "threads": config.getoption("opbench_threads"),
         "grid": config.getoption("opbench_grid"),
         "timer": "time.perf_counter",
-        "passes": config.getoption("opbench_passes") if _timing(config) else 1,
         "order": ORDER,
         "window": {
             "round_order": "rotated every two rounds, every other round reversed",
@@ -154,7 +154,7 @@ def check_options(config: pytest.Config) -> None:
     options.threads(config.getoption("opbench_threads"), "--opbench-threads")
     if (workers := config.getoption("opbench_export_workers")) < 0:
         raise OpbenchError(f"--opbench-export-workers must be 0 or more, got {workers}")
-    if (passes := config.getoption("opbench_passes")) < 1:
+    if (passes := config.getoption("opbench_passes")) is not None and passes < 1:
         raise OpbenchError(f"--opbench-passes must be 1 or more, got {passes}")
     parse_backends(config.getoption("opbench_backends"))
     pattern = config.getoption("opbench_cases")
@@ -194,7 +194,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         state.protocol.setdefault("suites", {})[key] = str(Path(metafunc.module.__file__).resolve())
     backends = state.runnable_backends()
     timed = groups(get_suite(key).plan(state.grid), cases)
-    runs = [CaseRun(g, b, state, k) for k in range(1, state.passes + 1) for g in timed for b in backends]
+    passes = state.passes_for(key) if timed else 0  # a suite not selected is not in the protocol
+    runs = [CaseRun(g, b, state, k) for k in range(1, passes + 1) for g in timed for b in backends]
     metafunc.parametrize("opbench_case", runs, ids=[r.id for r in runs], indirect=True)
 
 

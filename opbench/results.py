@@ -353,6 +353,19 @@ class Run:
         )  # fmt: skip
 
 
+def passes_text(protocol: dict) -> str:
+    """How many passes a run's protocol says its cases ran: '6 passes each', or by suite when they differ
+    ('6 passes: obs1, overhead; 3 passes: models'), '1 pass'. A number in files older than per-suite passes."""
+    passes = protocol.get("passes") or 1
+    by_count: dict[int, list[str]] = {}
+    for suite, n in (passes if isinstance(passes, dict) else {"": passes}).items():
+        by_count.setdefault(n, []).append(suite)
+    if len(by_count) > 1:
+        return "; ".join(f"{n} pass{'es' if n > 1 else ''}: {', '.join(keys)}" for n, keys in by_count.items())
+    n = next(iter(by_count))
+    return "1 pass" if n == 1 else f"{n} passes each"
+
+
 def new_run(
     device: Device,
     results: list[Result],

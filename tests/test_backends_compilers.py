@@ -189,6 +189,7 @@ def test_default_run_covers_available_backends_and_lists_unavailable(tmp_path):
         "no:cacheprovider",
         f"--opbench-results-dir={results}",
         f"--opbench-cache-dir={tmp_path / 'cache'}",
+        "--opbench-passes=1",
         "--benchmark-min-rounds=3",
         "--benchmark-max-time=0.01",
         "--benchmark-warmup-iterations=1",

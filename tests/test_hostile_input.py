@@ -114,7 +114,8 @@ WHY = {
     "hostile/tuple_out": "case hostile/tuple_out: the module returns a tuple; opbench needs one tensor",
     "hostile/noisy": "case hostile/noisy is not deterministic: eager PyTorch answers the same input twice differently",
 }
-QUICK = ["-p", "no:cacheprovider", "--benchmark-max-time=0.01", "--benchmark-min-rounds=3", "--benchmark-min-time=0"]
+QUICK = ["-p", "no:cacheprovider", "--opbench-passes=1", "--benchmark-max-time=0.01", "--benchmark-min-rounds=3",
+         "--benchmark-min-time=0"]  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", ["--benchmark-disable", "--benchmark-only"])

@@ -23,6 +23,7 @@ FAST = [
     "--benchmark-min-rounds=3",
     "--benchmark-min-time=0.0001",
     "--opbench-export-workers=0",  # a worker imports torch: seconds a test; the test of exporting ahead sets it
+    "--opbench-passes=1",  # the tests of passes set theirs
     "-p",
     "no:cacheprovider",
 ]
@@ -35,9 +36,9 @@ def project(pytester):
     return pytester
 
 
-def run(project, *args):
+def run(project, *args, fast=FAST):
     cache = project.path / "cache"
-    return project.runpytest_subprocess(*FAST, f"--opbench-cache-dir={cache}", *args)
+    return project.runpytest_subprocess(*fast, f"--opbench-cache-dir={cache}", *args)
 
 
 def test_benchmark_session_writes_a_valid_result_file(project):
@@ -215,6 +216,38 @@ pytest_plugins = ["opbench.pytest_plugin"]
         "obs4/mlp/relu/c448_h7": 3,
     }
     assert found.protocol["suite_timing"] == {"overhead": {"min_rounds": 7}} and found.protocol["min_rounds"] == 3
+
+
+def test_a_suite_s_own_passes_hold_unless_the_run_sets_every_suite_s_and_are_recorded(project):
+    """Suite.passes: the whole models load every model again in each pass, so they take fewer than the observations;
+    --opbench-passes sets every suite's. The protocol and the summary say how many each suite ran."""
+    project.makeconftest(
+        """
+import dataclasses
+import opbench.suites.obs4_nonlinearity as obs4
+import opbench.suites.overhead as overhead
+
+overhead.SUITE = dataclasses.replace(overhead.SUITE, passes=2)
+obs4.SUITE = dataclasses.replace(obs4.SUITE, passes=1)
+pytest_plugins = ["opbench.pytest_plugin"]
+"""
+    )
+    options = ["--opbench-backends=torch-eager", "--opbench-cases=o[bv]*/[ra][ed]*[7e]", "--benchmark-max-time=0"]
+    for given, expected in ((), {"overhead": 2, "obs4": 1}), (("--opbench-passes=3",), {"overhead": 3, "obs4": 3}):
+        out = project.path / f"results{len(given)}"
+        suites_own = [o for o in FAST if not o.startswith("--opbench-passes")]
+        outcome = run(project, "--benchmark-only", *options, *given, f"--opbench-results-dir={out}", fast=suites_own)
+        outcome.assert_outcomes(passed=sum(n * (1 if k == "overhead" else 2) for k, n in expected.items()))
+        (path,) = out.rglob("*.json")
+        found = load_run(path)
+        assert found.protocol["passes"] == expected
+        assert {r.case: len(r.stats.passes_s) for r in found.results} == {
+            "overhead/floor/add_one": expected["overhead"],
+            "obs4/act/relu/c1792_h7": expected["obs4"],
+            "obs4/mlp/relu/c448_h7": expected["obs4"],
+        }
+        summary = "1 pass: obs4; 2 passes: overhead" if not given else "3 passes each"
+        outcome.stdout.fnmatch_lines([f"*3 ok, 0 unsupported, 0 failed ({summary})*"])
 
 
 def test_a_backend_that_raises_is_a_failed_result_not_a_traceback(project):

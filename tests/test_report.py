@@ -401,7 +401,8 @@ def test_a_new_suite_is_one_module_registered_in_one_place(pytester, tmp_path: P
     smoke = pytester.runpytest_subprocess(*common, "--benchmark-disable", "--opbench-backends=torch-eager")
     smoke.assert_outcomes(passed=1)  # the comparison's two cases: one group, one item per backend
     timed = pytester.runpytest_subprocess(
-        *common, "--benchmark-only", "--opbench-backends=torch-eager,ort-cpu", "--benchmark-max-time=0.002",
+        *common, "--benchmark-only", "--opbench-backends=torch-eager,ort-cpu", "--opbench-passes=1",
+        "--benchmark-max-time=0.002",
         "--benchmark-min-rounds=5", "--benchmark-warmup-iterations=1",
     )  # fmt: skip
     timed.assert_outcomes(passed=2)

@@ -36,7 +36,7 @@ import pandas as pd
 from opbench.analysis.judge import REFERENCE, Inputs, LoadedRun, judge, select
 from opbench.errors import OpbenchError
 from opbench.plan import CONTROL
-from opbench.results import load_run, result_files
+from opbench.results import load_run, passes_text, result_files
 from opbench.stats import Estimate
 from opbench.verdict import STATUS_MARK
 
@@ -199,7 +199,7 @@ def table(runs: list[LoadedRun]) -> tuple[pd.DataFrame, Summary]:
 
 def render(runs: list[LoadedRun], frame: pd.DataFrame, summary: Summary) -> str:
     legend = "\n".join(
-        f"run {i}: {r.path} ({r.run.created}, passes: {r.run.protocol.get('passes', 1)})" for i, r in enumerate(runs, 1)
+        f"run {i}: {r.path} ({r.run.created}, {passes_text(r.run.protocol)})" for i, r in enumerate(runs, 1)
     )
     shown = frame.assign(
         identical=frame["identical"].map({True: "yes", False: "no"}), flip=frame["flip"].map({True: "FLIP", False: ""})

@@ -5,10 +5,10 @@ backend, pass) times its members round-robin in one window, call by call (opbenc
 samples land in its own Result, with the window's name. A case in no comparison is a group of one: its item per
 (case, backend, pass) is timed by pytest-benchmark's own calibrated loop.
 
-Passes (--opbench-passes N): every (group, backend) runs N times, in interleaved order: pass 1 of every selected
-(group, backend), then pass 2, and so on; each item is one pass, timed (and warmed) afresh, and the samples of every
-pass land in one Result per case. Within a pass the groups run in Plan.run_order (per backend), reversed in every
-other pass.
+Passes (Suite.passes, or --opbench-passes N for every suite): every (group, backend) runs N times, in interleaved
+order: pass 1 of every selected (group, backend), then pass 2, and so on; each item is one pass, timed (and warmed)
+afresh, and the samples of every pass land in one Result per case. Within a pass the groups run in Plan.run_order
+(per backend), reversed in every other pass.
 A case is prepared (loaded from the export cache, compiled, checked) afresh in every pass, so that its instance's
 place in memory varies between passes, and profiled after its last (a cold case, Case.weights: its N copies, each
 pass, opbench.measure.cold). A suite scheduled `by_backend` (Suite.schedule: the whole models) runs its passes
@@ -55,7 +55,11 @@ class CaseRun:
 
     @property
     def id(self) -> str:
-        return f"{self.group.id}-{self.backend}" + (f"-pass{self.pass_index}" if self.state.passes > 1 else "")
+        return f"{self.group.id}-{self.backend}" + (f"-pass{self.pass_index}" if self.passes > 1 else "")
+
+    @property
+    def passes(self) -> int:
+        return self.state.passes_for(self.case.suite)
 
     def measure(self, benchmark) -> None:
         try:
@@ -80,7 +84,7 @@ class CaseRun:
             benchmark.extra_info["checks"] = checks
         outcomes, samples = self._time(members, outcomes, backend, benchmark)
         for case, outcome, timed in zip(members, outcomes, samples, strict=True):
-            key, last = (case.id, self.backend), self.pass_index == self.state.passes
+            key, last = (case.id, self.backend), self.pass_index == self.passes
             if timed and outcome.status == "ok":
                 self.state.samples.setdefault(key, []).append(timed)
             self.state.record(self._record(case, backend, outcome, last), timed=not benchmark.disabled)
@@ -106,7 +110,7 @@ class CaseRun:
 
     def _label(self, benchmark, backend: Backend) -> None:
         """pytest-benchmark's group, name and extra_info of the item: its case, or its group and the members."""
-        passes, members = self.state.passes, self.group.members
+        passes, members = self.passes, self.group.members
         benchmark.group = " / ".join(dict.fromkeys(c.group for c in members))
         which = f" pass {self.pass_index}/{passes}" if passes > 1 else ""
         benchmark.name = f"{self.group.id} [{self.backend}]{which}"

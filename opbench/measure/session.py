@@ -16,8 +16,17 @@ from opbench.backends import Backend, RunConfig, unavailable_reason
 from opbench.errors import OpbenchError
 from opbench.measure import path as measuring
 from opbench.measure import window
-from opbench.results import Journal, JournalError, Result, device_info, new_run, software_versions, write_run
-from opbench.suite import floor_case
+from opbench.results import (
+    Journal,
+    JournalError,
+    Result,
+    device_info,
+    new_run,
+    passes_text,
+    software_versions,
+    write_run,
+)
+from opbench.suite import floor_case, get_suite
 
 
 @dataclass
@@ -30,7 +39,7 @@ class RunState:
     device_name: str | None
     results_dir: str
     protocol: dict = field(default_factory=dict)
-    passes: int = 1  # 1 when nothing is timed (--benchmark-disable)
+    passes: int | None = None  # every suite's (--opbench-passes; 1 when nothing is timed), or None: each suite's own
     results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (case, backend) -> result, all passes
     samples: dict[tuple[str, str], list[list[float]]] = field(default_factory=dict)  # the samples of each pass
     preparations: dict[tuple[str, str], measuring.Preparation] = field(default_factory=dict)  # the first pass's
@@ -56,6 +65,13 @@ class RunState:
             self.journal.append(result)
         except JournalError as exc:  # a full disk: timing more would lose more
             pytest.exit(str(exc), returncode=pytest.ExitCode.TESTS_FAILED)
+
+    def passes_for(self, suite: str) -> int:
+        """How many passes the suite's cases run: the run's, or the suite's own (Suite.passes); recorded in the
+        protocol."""
+        passes = self.passes or get_suite(suite).passes
+        self.protocol.setdefault("passes", {})[suite] = passes
+        return passes
 
     def call_cost(self, backend: Backend) -> float:
         """What timing one call costs on the backend (window.floor_cost on the floor case, once per run and backend;
@@ -110,8 +126,8 @@ class RunState:
     def summary(self) -> list[str]:
         """The lines of the terminal summary: counts, what did not run and why, where the results went."""
         counts = {s: sum(r.status == s for r in self.results.values()) for s in ("ok", "unsupported", "failed")}
-        passes = f" ({self.passes} passes each)" if self.passes > 1 else ""
-        lines = [", ".join(f"{n} {s}" for s, n in counts.items()) + passes]
+        passes = passes_text(self.protocol)
+        lines = [", ".join(f"{n} {s}" for s, n in counts.items()) + (f" ({passes})" if passes != "1 pass" else "")]
         failed = [r for r in self.results.values() if r.status != "ok"]
         lines += [f"{r.status}: {r.case} on {r.backend}: {r.reason[:300]}" for r in failed]
         lines += [f"unavailable: {name}: {reason}" for name, reason in self.unavailable.items()]

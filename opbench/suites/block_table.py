@@ -13,7 +13,7 @@ from __future__ import annotations
 from opbench.lookup.table import table
 from opbench.plan import BlockSum, Plan, Predictions
 from opbench.suite import Suite
-from opbench.suites import overhead
+from opbench.suites import models, overhead
 from opbench.suites.models import model_case
 from opbench.zoo import ZOO
 
@@ -69,4 +69,7 @@ SUITE = Suite(
         "model's latency."
     ),
     same_window=("models", "overhead"),
+    # timed as the models it predicts are, pass k of each beside pass k of the other
+    timing=(("max_time", dict(models.SUITE.timing)["max_time"]),),
+    passes=models.SUITE.passes,
 )

@@ -136,5 +136,7 @@ SUITE = Suite(
     # a model takes 5-300 ms a call and the claims' ratios are far from their thresholds: 4 rounds a pass, not 10;
     # no warm-up calls: pytest-benchmark's calibration call is one, and a model is warm after one call (it ran in its
     # check or the pass before), so a pass of a model is 6 calls (1 to calibrate, 4 timed, the result's), not 13
-    timing=(("min_rounds", 4), ("warmup", False)),
+    timing=(("min_rounds", 4), ("warmup", False), ("max_time", 0.1)),
+    # each pass loads every model again on every backend (1-14 s a backend): three passes of 0.1 s, not six of 0.05
+    passes=3,
 )
