@@ -496,6 +496,8 @@ class Journal:
     """A run written as it goes (asv writes a result per benchmark): the run's header with its first result, then
     each result as it finishes, flushed to disk. A run that is killed (SIGKILL, a crash, a full disk at the end) leaves
     its journal, which load_run reads as a run marked interrupted; a run that ends well replaces it with its file.
+    A protocol that grew since the last line (a backend's call cost, measured when its first window is timed) is
+    written as a line `{"protocol": ...}` before the next result, which replaces the header's when the journal is read.
     A line the disk refuses is cut off again (no torn line) and raises JournalError: the journal keeps exactly the
     results before it (`kept`)."""
 
@@ -504,13 +506,17 @@ class Journal:
         self.path = Path(results_dir) / header.device.slug / f"{header.run_id}{JOURNAL}"
         self.kept: set[tuple[str, str]] = set()  # (case, backend) of every result on disk
         self._started = False
+        self._protocol = ""  # the protocol as last written
 
     def append(self, result: Result) -> None:
         try:
             if not self._started:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._write(json_text(validate(self.header.to_json(), "result to write")), truncate=True)
-                self._started = True
+                self._started, self._protocol = True, json_text(self.header.protocol)
+            if (protocol := json_text(self.header.protocol)) != self._protocol:
+                self._write(json_text({"protocol": self.header.protocol}))
+                self._protocol = protocol
             self._write(json_text(result.to_json()))
         except OSError as exc:
             total = len(self.kept | {(result.case, result.backend)})
@@ -578,7 +584,9 @@ def _load_journal(path: Path) -> Run:
     results, unreadable = {}, []
     for number, line in enumerate(lines[1:], start=2):
         result, problem = _journal_line(line)
-        if result is not None:
+        if result is not None and result.keys() == {"protocol"}:
+            header["protocol"] = result["protocol"]
+        elif result is not None:
             results[(result.get("case"), result.get("backend"))] = result
         elif number < len(lines) or problem != "is not JSON":
             unreadable.append(f"line {number} {problem}")

@@ -246,6 +246,23 @@ def journal(tmp_path: Path, lines_after: list[str]) -> Path:
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
+def test_what_the_protocol_gains_after_a_journal_s_first_line_is_in_the_journal(tmp_path: Path):
+    """A backend's call cost is measured when its first window is timed, after the header went to disk: a killed
+    run's journal keeps it too (before, the cost that zeroed a loaded run's samples could not be read back)."""
+    first, second, third = all_results("torch-eager", keys=("obs4",))[:3]
+    log = Journal(make_run("Killed Box", []), tmp_path)
+    log.header.protocol["call_cost_s"] = {"torch-eager": 6e-08}
+    log.append(first)
+    log.header.protocol["call_cost_s"]["openvino-cpu"] = 9.9e-06
+    log.append(second)
+    log.append(third)
+    lines = log.path.read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[2]) == {"protocol": log.header.protocol}
+    run = load_run(log.path)
+    assert run.protocol["call_cost_s"] == {"torch-eager": 6e-08, "openvino-cpu": 9.9e-06}
+    assert len(run.results) == 3 and "interrupted" in run.protocol
+
+
 def test_unreadable_lines_in_the_middle_of_a_journal_are_left_out_and_named(tmp_path: Path):
     torn = json.dumps(all_results("torch-eager", keys=("obs4",))[5].to_json())[:50]
     run = load_run(journal(tmp_path, [torn, DEEP, "[1, 2]", '{"case": "x"']))
