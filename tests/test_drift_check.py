@@ -18,6 +18,7 @@ def drift_check(monkeypatch):
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "SECONDS", 0.02)
     monkeypatch.setattr(module, "REPEATS", 4)
+    monkeypatch.setattr(module, "BLOCK_S", 0.1)  # blocks of 10 calls of 0.01 s
     return module
 
 
