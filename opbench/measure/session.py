@@ -126,8 +126,9 @@ class RunState:
     def summary(self) -> list[str]:
         """The lines of the terminal summary: counts, what did not run and why, where the results went."""
         counts = {s: sum(r.status == s for r in self.results.values()) for s in ("ok", "unsupported", "failed")}
-        passes = passes_text(self.protocol)
-        lines = [", ".join(f"{n} {s}" for s, n in counts.items()) + (f" ({passes})" if passes != "1 pass" else "")]
+        several = any(n > 1 for n in self.protocol.get("passes", {}).values())
+        passes = f" ({passes_text(self.protocol)})" if several else ""
+        lines = [", ".join(f"{n} {s}" for s, n in counts.items()) + passes]
         failed = [r for r in self.results.values() if r.status != "ok"]
         lines += [f"{r.status}: {r.case} on {r.backend}: {r.reason[:300]}" for r in failed]
         lines += [f"unavailable: {name}: {reason}" for name, reason in self.unavailable.items()]
