@@ -91,13 +91,28 @@ def test_every_timed_call_goes_to_the_next_copy_round_robin_through_all_of_them(
     assert outcome.status == "ok" and copies == 29 and outcome.weights.copies == copies
     assert backend.checked == [1] * copies  # every copy checked against eager, once
 
+    timed_from = []
+
     def timer(run):  # pytest-benchmark's loop, three times round
+        timed_from.append(len(backend.ran))
         for _ in range(3 * copies):
             run()
 
     assert time_pass(outcome, backend, timer).status == "ok"
-    assert backend.ran == list(range(copies)) * 3
+    (start,) = timed_from
+    assert backend.ran[start:] == list(range(copies)) * 3
     assert sorted(backend.entered) == list(range(copies))  # every copy's context entered around the timing
+
+
+def test_every_copy_runs_warm_before_the_first_timed_call():
+    backend = Counting()
+    outcome = prepare_cold(CASE.cold(), backend, CONFIG, LLC)
+    copies = outcome.weights.copies
+    warmed = []
+    time_pass(outcome, backend, lambda run: warmed.append(list(backend.ran)))
+    (before,) = warmed
+    assert set(before) == set(range(copies))  # each copy called before the timer saw any
+    assert before == list(range(copies)) * cold.WARM_CALLS
 
 
 def test_a_window_times_a_cold_member_on_another_copy_each_round():
@@ -107,7 +122,8 @@ def test_a_window_times_a_cold_member_on_another_copy_each_round():
     bench = FakeBenchmark()
     outcomes, samples = window.time_group([cold_member, hot], backend, bench)
     assert [o.status for o in outcomes] == ["ok", "ok"] and len(samples[0]) == len(samples[1]) == 5
-    assert backend.ran == [i % 29 for i in range(len(backend.ran))] and len(backend.ran) == 6  # 1 warm-up + 5
+    warm = 29 * cold.WARM_CALLS  # every copy warmed when the window enters its context
+    assert backend.ran == [i % 29 for i in range(len(backend.ran))] and len(backend.ran) == warm + 6  # 1 round + 5
 
 
 def test_a_copy_that_fails_its_check_fails_the_cold_case_and_names_the_copy():
